@@ -1,0 +1,58 @@
+"""The hook specifications of skyward plugins.
+
+A plugin is any object (a module, a class instance) with methods marked ``@skyward.hookimpl`` whose names are
+the hooks below. Pass plugins to a pool with ``plugins=[...]``; they run in that order. Ship one to others as a
+package with an entry point in the ``skyward.plugins`` group, so users write ``sky.plugins.<name>()``::
+
+    # pyproject.toml of the package
+    [project.entry-points."skyward.plugins"]
+    mytool = "mytool_skyward:plugin"     # a factory: plugin(**options) -> plugin object
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from skyward.image import Image
+    from skyward.pool import ComputePool
+    from skyward.spec import ClusterSpec
+
+PROJECT = "skyward"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def image_transform(image: Image, cluster: ClusterSpec) -> Image:  # type: ignore[empty-body]
+    """Return the node image this plugin needs, derived from `image`.
+
+    Called once per pool, before any node is provisioned. Implementations are folded in plugin order: each one
+    receives the image the previous plugin returned, and the last result is what the provider installs. Return
+    `image` unchanged when there is nothing to add; never mutate it (it is frozen).
+
+    Example::
+
+        @hookimpl
+        def image_transform(self, image, cluster):
+            return image.with_pip(f"joblib=={joblib.__version__}")
+    """
+
+
+@hookspec
+def around_client(pool: ComputePool, cluster: ClusterSpec) -> AbstractContextManager[object] | None:
+    """Return a context manager that is active while the user's ``with`` block runs, or ``None``.
+
+    Called once the pool is ready (every node connected). The returned managers are entered in plugin order and
+    exited in reverse order before the nodes are torn down, also when the block raises or is interrupted.
+
+    Example::
+
+        @hookimpl
+        def around_client(self, pool, cluster):
+            return joblib.parallel_config(backend="skyward")
+    """

@@ -1,0 +1,279 @@
+"""`ComputePool`: the lifecycle of a set of nodes, from plugins to teardown.
+
+One entry path, whichever name the user writes (`sky.ComputePool` or `sky.Compute`):
+plugins -> image -> provision -> connect -> `around_client` -> the user's block -> teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from contextlib import ExitStack
+from typing import Any, TypeVar
+
+from skyward import plugins as plugin_registry
+from skyward import wire
+from skyward.errors import NoActivePool, ProvisionError, SkywardError
+from skyward.image import Image
+from skyward.ioloop import shared_loop
+from skyward.providers.base import Deployment, NodeInfo, Provider
+from skyward.providers.local import Local
+from skyward.scheduler import NodeSlots, Scheduler
+from skyward.spec import ClusterSpec, Worker
+from skyward.transport import NodeLink
+
+R = TypeVar("R")
+
+_current: contextvars.ContextVar[ComputePool | None] = contextvars.ContextVar("skyward_pool", default=None)
+# Threads do not inherit context variables: threads started inside a block fall back to the innermost pool.
+_active: list[ComputePool] = []
+_active_lock = threading.Lock()
+
+
+def current_pool() -> ComputePool:
+    """The pool of the innermost active ``with`` block. Raises `NoActivePool` outside every block."""
+    pool = _current.get()
+    if pool is None:
+        with _active_lock:
+            pool = _active[-1] if _active else None
+    if pool is None:
+        raise NoActivePool("no active ComputePool: run this inside `with sky.ComputePool(...):`")
+    return pool
+
+
+class ComputePool:
+    """A set of nodes that run your functions, for the duration of a ``with`` block.
+
+    Args:
+        provider: where nodes run; ``None`` is `sky.Local()` (worker processes on this machine).
+        nodes: how many nodes.
+        worker: slots per node and how they run (`sky.Worker`).
+        image: what each node has installed (`sky.Image`); plugins may extend it.
+        plugins: plugin objects (e.g. ``sky.plugins.joblib()``), applied in this order.
+        retries: how many times a task is sent again when its node is lost.
+        lease: seconds a node keeps running without word from this client before it stops itself.
+
+    Example::
+
+        with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=4)) as pool:
+            print(square(7) >> pool)
+    """
+
+    def __init__(
+        self,
+        provider: Provider | None = None,
+        nodes: int = 1,
+        worker: Worker | None = None,
+        image: Image | None = None,
+        plugins: Sequence[object] = (),
+        *,
+        retries: int = 3,
+        lease: float = 60.0,
+    ) -> None:
+        if not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1:
+            raise ValueError(f"nodes must be a positive int, got {nodes!r}")
+        if worker is not None and not isinstance(worker, Worker):
+            raise TypeError(f"worker must be a sky.Worker, got {type(worker).__name__}")
+        if image is not None and not isinstance(image, Image):
+            raise TypeError(f"image must be a sky.Image, got {type(image).__name__}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        if lease <= 0:
+            raise ValueError(f"lease must be positive, got {lease}")
+        self.provider: Provider = provider if provider is not None else Local()
+        self.worker = worker or Worker()
+        self.image = image or Image()
+        self.plugins = tuple(plugins)
+        for plugin in self.plugins:
+            _check_plugin(plugin)
+        self.retries = retries
+        self.lease = lease
+        self.cluster = ClusterSpec(
+            pool_id=f"sky-{uuid.uuid4().hex[:8]}",
+            nodes=nodes,
+            worker=self.worker,
+            provider=self.provider.name,
+        )
+        self._secret = secrets.token_bytes(32)
+        self._deployment: Deployment | None = None
+        self._scheduler: Scheduler | None = None
+        self._links: list[NodeLink] = []
+        self._exit_stack: ExitStack | None = None
+        self._context_token: contextvars.Token[ComputePool | None] | None = None
+        self._heartbeat: Future[None] | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    def __enter__(self) -> ComputePool:
+        if self._exit_stack is not None:
+            raise SkywardError("this pool is already active")
+        stack = ExitStack()
+        self._exit_stack = stack
+        try:
+            stack.callback(self._teardown)
+            pm = plugin_registry.manager(self.plugins)
+            self.image = plugin_registry.fold(pm.hook.image_transform, self.image, "image", cluster=self.cluster)
+            if not isinstance(self.image, Image):
+                raise TypeError(f"an image_transform hook returned {type(self.image).__name__}, not sky.Image")
+            self._deployment = self.provider.launch(self.cluster, self.image, self._secret, self.lease)
+            self._connect()
+            self._activate()
+            stack.callback(self._deactivate)
+            for manager in pm.hook.around_client(pool=self, cluster=self.cluster):
+                if manager is not None:
+                    stack.enter_context(manager)
+        except BaseException:
+            self._exit_stack = None
+            stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is not None:
+            stack.__exit__(*exc_info)  # type: ignore[arg-type]
+
+    def _connect(self) -> None:
+        assert self._deployment is not None
+        io = shared_loop()
+        self._links = [NodeLink(n.info.name, n.port, n.dial, self._secret) for n in self._deployment.nodes]
+        connecting = [io.run(link.connect()) for link in self._links]
+        for started, attempt in zip(self._deployment.nodes, connecting, strict=True):
+            try:
+                attempt.result()
+            except SkywardError as exc:
+                raise ProvisionError(f"node {started.info.name} started but cannot be reached: {exc}") from exc
+        slots = [
+            NodeSlots(n.info.index, n.info.name, n.info.concurrency, link)
+            for n, link in zip(self._deployment.nodes, self._links, strict=True)
+        ]
+        self._scheduler = Scheduler(slots, io, retries=self.retries, id_prefix=self.cluster.pool_id)
+        self._heartbeat = io.run(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        """Heartbeat every node well inside its lease; a node whose process is gone is declared lost."""
+        interval = max(0.5, min(5.0, self.lease / 4))
+        while True:
+            await asyncio.sleep(interval)
+            scheduler, deployment = self._scheduler, self._deployment
+            if scheduler is None or deployment is None:
+                return
+            for node in scheduler.nodes:
+                if not node.alive:
+                    continue
+                if not deployment.is_alive(node.index):
+                    scheduler.mark_lost(node.index, "its worker process exited")
+                    continue
+                try:
+                    async with asyncio.timeout(interval * 2):
+                        await node.link.heartbeat()
+                except Exception:  # a missed beat is not a verdict: the next task's failure is
+                    pass
+
+    def _activate(self) -> None:
+        self._context_token = _current.set(self)
+        with _active_lock:
+            _active.append(self)
+
+    def _deactivate(self) -> None:
+        if self._context_token is not None:
+            try:
+                _current.reset(self._context_token)
+            except ValueError:  # exited from another context (e.g. another thread); nothing to restore there
+                _current.set(None)
+            self._context_token = None
+        with _active_lock:
+            if self in _active:
+                _active.remove(self)
+
+    def _teardown(self) -> None:
+        io = shared_loop()
+        if self._heartbeat is not None:
+            io.loop.call_soon_threadsafe(self._heartbeat.cancel)
+            self._heartbeat = None
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.close()
+        links, self._links = self._links, []
+        for link in links:
+            try:
+                io.run(link.close()).result(timeout=10)
+            except Exception:
+                pass
+        deployment, self._deployment = self._deployment, None
+        if deployment is not None:
+            deployment.close()
+
+    # --- running work --------------------------------------------------------------------------------------
+
+    def _require_scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            raise SkywardError("the pool is not active: use it inside `with sky.ComputePool(...) as pool:`")
+        return self._scheduler
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        """Run ``fn(*args, **kwargs)`` on a free slot; returns a `concurrent.futures.Future`.
+
+        Raises `TypeError` at once when the call cannot be serialized. ``future.cancel()`` also stops the task on
+        its node when it has not started there.
+        """
+        scheduler = self._require_scheduler()
+        return scheduler.submit(wire.encode_task(fn, args, kwargs))
+
+    def broadcast(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> list[R]:
+        """Run ``fn(*args, **kwargs)`` once on every live node; results in node order."""
+        scheduler = self._require_scheduler()
+        payload = wire.encode_task(fn, args, kwargs)
+        futures = [scheduler.submit(payload, pinned_node=node.index) for node in scheduler.nodes if node.alive]
+        return [future.result() for future in futures]
+
+    def cancel_all(self) -> int:
+        """Cancel every task of this pool that has not finished; returns how many were cancelled."""
+        return self._scheduler.cancel_all() if self._scheduler is not None else 0
+
+    # --- introspection -------------------------------------------------------------------------------------
+
+    @property
+    def total_slots(self) -> int:
+        """Slots of the live nodes: nodes x concurrency while none is lost."""
+        return self._scheduler.total_slots if self._scheduler is not None else 0
+
+    @property
+    def concurrency(self) -> int:
+        """Slots per node."""
+        return self.worker.concurrency
+
+    @property
+    def nodes(self) -> list[NodeInfo]:
+        """The live nodes, in order."""
+        if self._deployment is None or self._scheduler is None:
+            return []
+        alive = {node.index for node in self._scheduler.nodes if node.alive}
+        return [n.info for n in self._deployment.nodes if n.info.index in alive]
+
+    @property
+    def pool_id(self) -> str:
+        return self.cluster.pool_id
+
+    def __repr__(self) -> str:
+        state = "active" if self._scheduler is not None else "inactive"
+        return (
+            f"ComputePool({self.cluster.pool_id}, provider={self.provider.name}, nodes={self.cluster.nodes}, "
+            f"concurrency={self.worker.concurrency}, {state})"
+        )
+
+
+#: The same class under the name of the older docs: one entry path, whichever name is written.
+Compute = ComputePool
+
+
+def _check_plugin(plugin: object) -> None:
+    hooks = [name for name in ("image_transform", "around_client") if hasattr(plugin, name)]
+    if not hooks:
+        hint = " (a factory? call it: sky.plugins.<name>())" if callable(plugin) else ""
+        raise TypeError(f"{plugin!r} is not a skyward plugin: it implements no skyward hook{hint}")

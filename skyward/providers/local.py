@@ -1,0 +1,217 @@
+"""`sky.Local()`: the embedded default. Every node is a worker process on this machine.
+
+Nothing is installed: the nodes run this interpreter with this `sys.path`, so they see exactly the client's
+packages. The path from client to node is the same as for remote nodes (casty over TCP on 127.0.0.1), minus
+SSH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import IO
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from skyward.errors import ProvisionError
+from skyward.image import Image
+from skyward.providers.base import NodeInfo, StartedNode
+from skyward.spec import ClusterSpec
+from skyward.worker import READY_PREFIX
+
+_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class Local:
+    """Run each node as a worker process on this machine.
+
+    Attributes:
+        start_timeout: seconds a worker may take to start listening.
+        forward_output: print what tasks print, prefixed with the node's name.
+    """
+
+    start_timeout: float = 60.0
+    forward_output: bool = True
+    name: str = field(default="local", init=False)
+
+    def launch(self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> LocalDeployment:
+        check_image(image)
+        deployment = LocalDeployment(self)
+        try:
+            with ThreadPoolExecutor(max(1, cluster.nodes)) as starter:
+                nodes = list(
+                    starter.map(
+                        lambda index: deployment.start_node(index, cluster, image, secret, lease),
+                        range(cluster.nodes),
+                    )
+                )
+        except BaseException:
+            deployment.close()
+            raise
+        deployment.nodes = nodes
+        return deployment
+
+
+def check_image(image: Image) -> None:
+    """Local installs nothing: every requirement of the image must already hold here."""
+    client_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if image.python and image.python != client_python and not client_python.startswith(image.python + "."):
+        raise ProvisionError(
+            f"Image(python={image.python!r}) but Local nodes run this interpreter, Python {client_python}"
+        )
+    problems = []
+    for spec in image.pip:
+        try:
+            requirement = Requirement(spec)
+        except InvalidRequirement as exc:
+            problems.append(f"{spec!r} (not a valid requirement: {exc})")
+            continue
+        try:
+            installed = version(requirement.name)
+        except PackageNotFoundError:
+            problems.append(f"{spec!r} (not installed)")
+            continue
+        if requirement.specifier and not requirement.specifier.contains(installed, prereleases=True):
+            problems.append(f"{spec!r} (installed: {installed})")
+    missing_apt = [pkg for pkg in image.apt if not _dpkg_installed(pkg)]
+    problems += [f"apt package {pkg!r} (not installed)" for pkg in missing_apt]
+    if problems:
+        raise ProvisionError(
+            "the Local provider installs nothing, and this environment lacks what the image asks for: "
+            + "; ".join(problems)
+            + ". Install them here (e.g. `uv add` / `uv pip install`), or use a remote provider."
+        )
+
+
+def _dpkg_installed(package: str) -> bool:
+    if shutil.which("dpkg-query") is None:
+        return False
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False
+    )
+    return "install ok installed" in result.stdout
+
+
+@dataclass(eq=False)
+class _Process:
+    popen: subprocess.Popen[bytes]
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
+    ready: threading.Event = field(default_factory=threading.Event)
+    ready_line: str = ""
+
+
+class LocalDeployment:
+    def __init__(self, provider: Local) -> None:
+        self._provider = provider
+        self._processes: dict[int, _Process] = {}
+        self._lock = threading.Lock()
+        self.nodes: list[StartedNode] = []
+
+    def start_node(self, index: int, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> StartedNode:
+        name = f"{cluster.pool_id}-node-{index}"
+        env = {**os.environ, **image.env}
+        # The node must import what the client imports (user modules pickled by reference included).
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "skyward.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group: teardown reaches process slots too
+        )
+        process = _Process(popen)
+        with self._lock:
+            self._processes[index] = process
+        config = {
+            "secret": secret.hex(),
+            "node": name,
+            "concurrency": cluster.worker.concurrency,
+            "executor": cluster.worker.executor,
+            "lease": lease,
+        }
+        assert popen.stdin is not None and popen.stdout is not None
+        popen.stdin.write((json.dumps(config) + "\n").encode())
+        popen.stdin.flush()  # stdin stays open: its EOF tells the agent that the client is gone
+        threading.Thread(
+            target=self._pump, args=(name, process, popen.stdout), daemon=True, name=f"{name}-output"
+        ).start()
+        process.ready.wait(self._provider.start_timeout)
+        if not process.ready_line:
+            self._stop(process)
+            log = "\n".join(process.tail) or "(no output)"
+            raise ProvisionError(
+                f"local node {name} did not start within {self._provider.start_timeout:.0f}s "
+                f"(exit code {popen.poll()}). Its output:\n{log}"
+            )
+        announced = json.loads(process.ready_line)
+        info = NodeInfo(
+            index=index,
+            name=name,
+            host="localhost",
+            pid=int(announced["pid"]),
+            concurrency=cluster.worker.concurrency,
+            executor=cluster.worker.executor,
+        )
+        port = int(announced["port"])
+        return StartedNode(info=info, port=port, dial=f"127.0.0.1:{port}")
+
+    def _pump(self, name: str, process: _Process, stream: IO[bytes]) -> None:
+        """Read the agent's output: the ready line, then what tasks print (forwarded, prefixed)."""
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if not process.ready.is_set() and line.startswith(READY_PREFIX):
+                process.ready_line = line[len(READY_PREFIX) :]
+                process.ready.set()
+                continue
+            process.tail.append(line)
+            if self._provider.forward_output:
+                print(f"[{name}] {line}", flush=True)
+        process.ready.set()  # EOF: the agent exited; wake a waiting start_node
+
+    def is_alive(self, index: int) -> bool:
+        process = self._processes.get(index)
+        return process is not None and process.popen.poll() is None
+
+    def close(self) -> None:
+        with self._lock:
+            processes = list(self._processes.values())
+            self._processes.clear()
+        for process in processes:  # EOF on stdin first: every agent starts exiting at once
+            _close_stdin(process.popen)
+        for process in processes:
+            self._stop(process)
+
+    @staticmethod
+    def _stop(process: _Process) -> None:
+        popen = process.popen
+        _close_stdin(popen)
+        try:
+            popen.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            pass
+        # Whatever is left of its process group (process slots, a hung agent) goes now.
+        try:
+            os.killpg(popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        popen.wait()
+
+
+def _close_stdin(popen: subprocess.Popen[bytes]) -> None:
+    try:
+        if popen.stdin is not None and not popen.stdin.closed:
+            popen.stdin.close()
+    except OSError:
+        pass

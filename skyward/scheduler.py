@@ -1,0 +1,259 @@
+"""Client-side scheduling: which node slot runs each task, and what happens when it ends.
+
+- Each task goes to the least-loaded live node with a free slot; when every slot is busy tasks wait FIFO.
+  A node never has more tasks in flight than it has slots.
+- Completions are decoded and delivered (futures resolved, their callbacks run) on a thread of their own, never
+  on the I/O loop.
+- A cancelled future is dropped from the queue, or its node is told to drop it; its slot is counted busy until
+  the node answers, so the accounting matches what really runs.
+- A task whose node is lost is sent again elsewhere, up to `retries` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
+from typing import Any
+
+from skyward import wire
+from skyward.errors import NodeLost, SkywardError
+from skyward.ioloop import EventLoopThread
+from skyward.transport import LinkError, NodeLink
+
+
+@dataclass(eq=False)
+class Task:
+    id: str
+    payload: bytes
+    future: Future[Any]
+    pinned_node: int | None = None
+    attempts: int = 0
+    node: int | None = None  # where it runs now
+    cancel_sent: bool = False
+
+
+@dataclass(eq=False)
+class NodeSlots:
+    """One node as the scheduler sees it."""
+
+    index: int
+    name: str
+    capacity: int
+    link: NodeLink
+    alive: bool = True
+    running: dict[str, Task] = field(default_factory=dict)
+
+    @property
+    def free(self) -> int:
+        return self.capacity - len(self.running) if self.alive else 0
+
+    @property
+    def load(self) -> float:
+        return len(self.running) / self.capacity
+
+
+_SHUTDOWN = object()
+
+
+class Scheduler:
+    def __init__(
+        self,
+        nodes: list[NodeSlots],
+        io: EventLoopThread,
+        *,
+        retries: int = 3,
+        id_prefix: str = "t",
+        on_node_lost: Callable[[NodeSlots, str], None] | None = None,
+    ) -> None:
+        self.nodes = nodes
+        self._io = io
+        self._retries = retries
+        self._ids = (f"{id_prefix}-{n}" for n in itertools.count())
+        self._lock = threading.Lock()
+        self._queue: deque[Task] = deque()
+        self._pinned: dict[int, deque[Task]] = {node.index: deque() for node in nodes}
+        self._completions: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._on_node_lost = on_node_lost
+        self._closed = False
+        self._completer = threading.Thread(target=self._deliver, name="skyward-results", daemon=True)
+        self._completer.start()
+
+    # --- submission ----------------------------------------------------------------------------------------
+
+    def submit(self, payload: bytes, pinned_node: int | None = None) -> Future[Any]:
+        """Queue a serialized task; the future resolves with its value or its (remote) exception.
+
+        The future stays pending while the task runs remotely, so `future.cancel()` works until the result is
+        in, and reaches the node.
+        """
+        future: Future[Any] = Future()
+        task = Task(next(self._ids), payload, future, pinned_node)
+        with self._lock:
+            if self._closed:
+                raise SkywardError("the pool is closed")
+            if not self._live_nodes():
+                raise NodeLost("every node of the pool is lost")
+            if pinned_node is not None:
+                if not self.nodes[pinned_node].alive:
+                    raise NodeLost(f"node {self.nodes[pinned_node].name} is lost")
+                self._pinned[pinned_node].append(task)
+            else:
+                self._queue.append(task)
+            to_send = self._assign_locked()
+        future.add_done_callback(lambda f, task=task: self._on_future_done(task))
+        self._send(to_send)
+        return future
+
+    @property
+    def total_slots(self) -> int:
+        return sum(node.capacity for node in self.nodes if node.alive)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue) + sum(len(q) for q in self._pinned.values())
+
+    def _live_nodes(self) -> list[NodeSlots]:
+        return [node for node in self.nodes if node.alive]
+
+    def _assign_locked(self) -> list[Task]:
+        """Move queued tasks onto free slots; returns what to send."""
+        out: list[Task] = []
+        for node in self.nodes:
+            pinned = self._pinned[node.index]
+            while pinned and node.free > 0:
+                self._start_locked(pinned.popleft(), node, out)
+        while self._queue:
+            candidates = [node for node in self.nodes if node.free > 0]
+            if not candidates:
+                break
+            node = min(candidates, key=lambda n: n.load)
+            self._start_locked(self._queue.popleft(), node, out)
+        return out
+
+    def _start_locked(self, task: Task, node: NodeSlots, out: list[Task]) -> None:
+        if task.future.done():  # cancelled while queued
+            return
+        task.node = node.index
+        task.attempts += 1
+        node.running[task.id] = task
+        out.append(task)
+
+    def _send(self, tasks: list[Task]) -> None:
+        if tasks:
+            self._io.call(self._spawn, tasks)
+
+    def _spawn(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            asyncio.ensure_future(self._run(task), loop=self._io.loop)
+
+    # --- completion (on the I/O loop) ----------------------------------------------------------------------
+
+    async def _run(self, task: Task) -> None:
+        node = self.nodes[task.node]  # type: ignore[index]
+        outcome: bytes | BaseException
+        try:
+            outcome = await node.link.run(task.id, task.payload)
+        except LinkError as exc:
+            self._node_failed(node, exc)  # re-queues this task too, unless that already happened
+            return
+        except BaseException as exc:  # noqa: BLE001 - delivered to the caller's future
+            outcome = exc
+        with self._lock:
+            node.running.pop(task.id, None)
+            to_send = self._assign_locked()
+        self._send(to_send)
+        self._completions.put((task, node.name, outcome))
+
+    def _node_failed(self, node: NodeSlots, exc: LinkError) -> None:
+        """On the I/O loop: `node` is gone. Its tasks go back to the queue, or fail when out of retries."""
+        failed: list[tuple[Task, BaseException]] = []
+        with self._lock:
+            was_alive, node.alive = node.alive, False
+            orphans = [*node.running.values(), *self._pinned[node.index]]
+            node.running.clear()
+            self._pinned[node.index].clear()
+            survivors = bool(self._live_nodes())
+            for orphan in reversed(orphans):
+                if orphan.future.done():
+                    continue
+                if orphan.pinned_node is None and orphan.attempts <= self._retries and survivors:
+                    self._queue.appendleft(orphan)
+                else:
+                    failed.append((orphan, NodeLost(f"task {orphan.id} lost with node {node.name}: {exc}")))
+            if not survivors:
+                while self._queue:
+                    lost = self._queue.popleft()
+                    failed.append((lost, NodeLost(f"every node of the pool is lost (last: {node.name}: {exc})")))
+            to_send = self._assign_locked()
+        self._send(to_send)
+        for lost_task, error in failed:
+            self._completions.put((lost_task, node.name, error))
+        if was_alive and self._on_node_lost is not None:
+            self._on_node_lost(node, str(exc))
+
+    def mark_lost(self, index: int, reason: str) -> None:
+        """Declare a node dead (its provider saw it go); its tasks are re-dispatched."""
+        self._io.call(self._node_failed, self.nodes[index], LinkError(reason))
+
+    def _deliver(self) -> None:
+        while True:
+            item = self._completions.get()
+            if item is _SHUTDOWN:
+                return
+            task, where, outcome = item
+            if task.future.done():
+                continue
+            try:
+                if isinstance(outcome, BaseException):
+                    task.future.set_exception(outcome)
+                elif wire.is_cancelled(outcome):
+                    task.future.cancel()
+                else:
+                    try:
+                        value = wire.decode_reply(outcome, where)
+                    except BaseException as exc:  # noqa: BLE001
+                        task.future.set_exception(exc)
+                    else:
+                        task.future.set_result(value)
+            except InvalidStateError:  # cancelled by the user in the meantime
+                pass
+
+    # --- cancellation --------------------------------------------------------------------------------------
+
+    def _on_future_done(self, task: Task) -> None:
+        if not task.future.cancelled():
+            return
+        with self._lock:
+            running_on = task.node if task.node is not None and task.id in self.nodes[task.node].running else None
+            if running_on is None or task.cancel_sent:
+                return  # still queued (skipped when dequeued) or finished
+            task.cancel_sent = True
+        node = self.nodes[running_on]
+        self._io.run(self._cancel_remote(node, (task.id,)))
+
+    async def _cancel_remote(self, node: NodeSlots, task_ids: tuple[str, ...]) -> None:
+        try:
+            await node.link.cancel(task_ids)
+        except SkywardError:
+            pass  # a node that cannot be told has bigger problems, which _run will see
+
+    def cancel_all(self) -> int:
+        """Cancel every queued and running task; answer how many futures were cancelled."""
+        with self._lock:
+            tasks = list(self._queue) + [t for q in self._pinned.values() for t in q]
+            tasks += [t for node in self.nodes for t in node.running.values()]
+        return sum(task.future.cancel() for task in tasks)
+
+    def close(self) -> None:
+        """Fail everything still pending and stop the result thread."""
+        with self._lock:
+            self._closed = True
+        self.cancel_all()
+        self._completions.put(_SHUTDOWN)
+        self._completer.join(timeout=5)

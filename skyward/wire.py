@@ -1,0 +1,142 @@
+"""Bytes on the wire: cloudpickle + lz4 framing of tasks, results and remote exceptions.
+
+Everything that crosses between client and node is built here, so there is one place that knows the format.
+A frame is one flag byte followed by the body: the flag says whether the body is lz4-compressed. Replies carry
+one more status byte in front of the frame.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cloudpickle
+import lz4.frame
+
+from skyward.errors import RemoteError
+
+# Below this size lz4's framing costs more than it saves.
+COMPRESS_THRESHOLD = 4096
+
+_RAW = b"\x00"
+_LZ4 = b"\x01"
+
+STATUS_OK = 0
+STATUS_ERROR = 1
+STATUS_CANCELLED = 2
+
+
+class WireError(ValueError):
+    """Bytes that are not a frame this module wrote."""
+
+
+def dumps(obj: object) -> bytes:
+    """Serialize `obj` with cloudpickle and compress it when that pays."""
+    body = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(body) < COMPRESS_THRESHOLD:
+        return _RAW + body
+    return _LZ4 + lz4.frame.compress(body, compression_level=0)
+
+
+def loads(frame: bytes) -> Any:
+    """Inverse of `dumps`. Raises `WireError` for bytes that are not a frame (before any unpickling)."""
+    if not frame:
+        raise WireError("empty frame")
+    flag, body = frame[:1], frame[1:]
+    if flag == _LZ4:
+        try:
+            body = lz4.frame.decompress(body)
+        except RuntimeError as exc:
+            raise WireError(f"corrupt lz4 body: {exc}") from exc
+    elif flag != _RAW:
+        raise WireError(f"unknown frame flag {flag!r}")
+    return pickle.loads(body)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPayload:
+    """What a node runs: `fn(*args, **kwargs)`."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+def encode_task(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """Serialize a call. Raises `TypeError` naming the function when something in it cannot be pickled."""
+    try:
+        return dumps(TaskPayload(fn, args, kwargs))
+    except Exception as exc:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise TypeError(f"cannot serialize the call to {name}: {type(exc).__name__}: {exc}") from exc
+
+
+def decode_task(frame: bytes) -> TaskPayload:
+    payload = loads(frame)
+    if not isinstance(payload, TaskPayload):
+        raise WireError(f"expected a TaskPayload, got {type(payload).__name__}")
+    return payload
+
+
+# --- replies -------------------------------------------------------------------------------------------------
+
+
+def reply_ok(value: object, task_id: str) -> bytes:
+    """A success reply; a value that cannot be pickled becomes an error reply naming the task."""
+    try:
+        return bytes([STATUS_OK]) + dumps(value)
+    except Exception as exc:
+        error = TypeError(
+            f"the result of task {task_id} ({type(value).__name__}) could not be pickled: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        return reply_error(error)
+
+
+def reply_error(exc: BaseException) -> bytes:
+    """An error reply. The exception travels pickled when it can; its type name, text and traceback always do."""
+    tb_text = "".join(traceback.format_exception(exc))
+    try:
+        pickled: bytes | None = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        pickled = None
+    kind = type(exc)
+    details = (f"{kind.__module__}.{kind.__qualname__}", str(exc), tb_text, pickled)
+    return bytes([STATUS_ERROR]) + dumps(details)
+
+
+def reply_cancelled() -> bytes:
+    return bytes([STATUS_CANCELLED])
+
+
+def is_cancelled(reply: bytes) -> bool:
+    return reply[:1] == bytes([STATUS_CANCELLED])
+
+
+def decode_reply(reply: bytes, where: str) -> Any:
+    """Return the value of a success reply, or raise the remote exception with its remote traceback attached.
+
+    `where` names the node, for the note added to the exception.
+    """
+    if not reply:
+        raise WireError("empty reply")
+    status, frame = reply[0], reply[1:]
+    if status == STATUS_OK:
+        return loads(frame)
+    if status == STATUS_CANCELLED:
+        raise WireError("a cancelled task has no value")
+    if status != STATUS_ERROR:
+        raise WireError(f"unknown reply status {status}")
+    type_name, message, tb_text, pickled = loads(frame)
+    exc: BaseException
+    try:
+        exc = pickle.loads(pickled) if pickled is not None else RemoteError(type_name, message, tb_text)
+    except Exception:
+        exc = RemoteError(type_name, message, tb_text)
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(type_name, message, tb_text)
+    exc.remote_traceback = tb_text  # type: ignore[attr-defined]
+    exc.add_note(f"\nRemote traceback (on {where}):\n{tb_text.rstrip()}")
+    raise exc

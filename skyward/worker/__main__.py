@@ -1,0 +1,80 @@
+"""Entry point of the node agent: ``python -m skyward.worker``.
+
+Protocol with whoever started it (the Local provider, or an SSH session):
+- stdin, first line: a JSON object ``{"secret": hex, "node": name, "concurrency": n, "executor": kind,
+  "lease": seconds}``. The secret travels on stdin, never on the command line (where ``ps`` shows it).
+- stdout, once listening: ``SKYWARD-READY {"port": p, "pid": pid}``. Afterwards stdout carries what tasks print.
+- The agent exits when stdin closes (its client is gone) or when no authentic message arrived for ``lease``
+  seconds (the client hangs or the link is cut).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+
+from skyward import transport
+from skyward.worker.agent import TaskRunner
+from skyward.worker.slots import Slots
+
+from skyward.worker import READY_PREFIX
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    for _ in sys.stdin:
+        pass
+    loop.call_soon_threadsafe(stop.set)
+
+
+async def _watch_lease(runner: TaskRunner, lease: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await asyncio.sleep(min(1.0, lease / 4))
+        if time.monotonic() - runner.last_contact > lease:
+            print(f"skyward worker: no word from the client for {lease:.0f}s, exiting", file=sys.stderr)
+            stop.set()
+
+
+async def _main(config: dict[str, object]) -> None:
+    secret = bytes.fromhex(str(config["secret"]))
+    node = str(config["node"])
+    lease = float(config.get("lease", 60))  # type: ignore[arg-type]
+    os.environ["SKYWARD_NODE"] = node
+    slots = Slots(config.get("executor", "thread"), int(config.get("concurrency", 1)))  # type: ignore[arg-type]
+    runner = TaskRunner(secret, slots)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True, name="stdin-watch").start()
+    port = transport.free_port()
+
+    def ready() -> None:
+        print(READY_PREFIX + json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+
+    server = asyncio.create_task(transport.serve(node, port, runner, ready))
+    lease_task = asyncio.create_task(_watch_lease(runner, lease, stop))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([server, stopped], return_when=asyncio.FIRST_COMPLETED)
+    lease_task.cancel()
+    slots.shutdown()
+    if server.done() and server.exception() is not None:
+        raise server.exception()  # type: ignore[misc]
+
+
+def main() -> None:
+    line = sys.stdin.readline()
+    if not line:
+        sys.exit("skyward worker: expected a JSON configuration line on stdin")
+    config = json.loads(line)
+    try:
+        asyncio.run(_main(config))
+    finally:
+        sys.stdout.flush()
+    # Slot threads may still be running user code; they must not keep the node alive.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The node agent's logic: authenticate, deduplicate and run tasks, answer cancellations and heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from skyward import wire
+from skyward.worker.slots import Slots
+
+Reply = Callable[[bytes], None]
+
+
+class TaskRunner:
+    """Implements `skyward.transport.NodeHandler` on the agent's event loop.
+
+    casty delivers at most once, so the client may send a task again after a lost reply. Every task has an id:
+    a repeated id joins the task in flight or gets the cached reply, and never runs twice.
+    """
+
+    def __init__(self, secret: bytes, slots: Slots, cache_size: int = 4096) -> None:
+        self._secret = secret
+        self._slots = slots
+        self._cache_size = cache_size
+        self._done: OrderedDict[str, bytes] = OrderedDict()
+        self._running: dict[str, tuple[Future[bytes], list[Reply]]] = {}
+        self.last_contact = time.monotonic()
+
+    def _authentic(self, secret: bytes) -> bool:
+        ok = hmac.compare_digest(secret, self._secret)
+        if ok:
+            self.last_contact = time.monotonic()
+        return ok
+
+    def run(self, secret: bytes, task_id: str, payload: bytes, reply: Reply) -> None:
+        if not self._authentic(secret):
+            # Refused before the payload is looked at, let alone unpickled.
+            reply(wire.reply_error(PermissionError("refused: the message does not carry this pool's secret")))
+            return
+        if task_id in self._done:
+            reply(self._done[task_id])
+            return
+        if task_id in self._running:
+            self._running[task_id][1].append(reply)
+            return
+        future = self._slots.submit(payload, task_id)
+        self._running[task_id] = (future, [reply])
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._finish, task_id, f))
+
+    def _finish(self, task_id: str, future: Future[bytes]) -> None:
+        if future.cancelled():
+            result = wire.reply_cancelled()
+        elif (exc := future.exception()) is not None:  # the slot itself broke (e.g. a process slot died)
+            result = wire.reply_error(exc)
+        else:
+            result = future.result()
+        _, replies = self._running.pop(task_id)
+        self._done[task_id] = result
+        while len(self._done) > self._cache_size:
+            self._done.popitem(last=False)
+        for reply in replies:
+            reply(result)
+
+    def cancel(self, secret: bytes, task_ids: tuple[str, ...]) -> int:
+        """Cancel the listed tasks that have not started; answer how many were."""
+        if not self._authentic(secret):
+            return 0
+        cancelled = 0
+        for task_id in task_ids:
+            entry = self._running.get(task_id)
+            if entry is not None and entry[0].cancel():
+                cancelled += 1
+        return cancelled
+
+    def heartbeat(self, secret: bytes) -> bool:
+        return self._authentic(secret)
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)

@@ -1,0 +1,25 @@
+"""Run one serialized task in a slot (a thread of the agent, or a process of its own) and serialize the outcome.
+
+Importable on its own so process slots (spawned, not forked: casty's transport threads live in the agent)
+can run it without importing casty.
+"""
+
+from __future__ import annotations
+
+from skyward import wire
+
+
+def execute(payload: bytes, task_id: str) -> bytes:
+    """Decode, run and encode one task. Never raises: every failure becomes an error reply."""
+    try:
+        task = wire.decode_task(payload)
+    except BaseException as exc:  # malformed or hostile bytes, or a module the node lacks
+        return wire.reply_error(exc)
+    try:
+        value = task.fn(*task.args, **task.kwargs)
+    except BaseException as exc:  # SystemExit from user code must not take the slot down either
+        # The first frame is this function: the user's traceback starts below it.
+        if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+            exc = exc.with_traceback(exc.__traceback__.tb_next)
+        return wire.reply_error(exc)
+    return wire.reply_ok(value, task_id)
