@@ -1,0 +1,111 @@
+"""The scheduler: slots are never exceeded, FIFO when full, least-loaded first, cancellation, node loss."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+import skyward as sky
+
+
+@sky.compute
+def timed(seconds: float, index: int) -> tuple[str, float, float, int]:
+    start = time.time()
+    time.sleep(seconds)
+    return os.environ["SKYWARD_NODE"], start, time.time(), index
+
+
+@sky.compute
+def touch(path: str, seconds: float = 0.0) -> int:
+    time.sleep(seconds)
+    Path(path).touch()
+    return os.getpid()
+
+
+def _max_overlap(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    best = current = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+def test_a_node_never_runs_more_tasks_than_its_slots() -> None:
+    with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=3)) as pool:
+        results = [f.result() for f in [timed(0.1, i) > pool for i in range(30)]]
+    by_node: dict[str, list[tuple[float, float]]] = {}
+    for node, start, end, _ in results:
+        by_node.setdefault(node, []).append((start, end))
+    assert len(by_node) == 2
+    overlaps = {node: _max_overlap(spans) for node, spans in by_node.items()}
+    assert all(o <= 3 for o in overlaps.values()), overlaps
+    assert all(o == 3 for o in overlaps.values()), f"slots left idle: {overlaps}"
+
+
+def test_tasks_wait_fifo_when_every_slot_is_busy() -> None:
+    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1)) as pool:
+        results = [f.result() for f in [timed(0.02, i) > pool for i in range(15)]]
+    by_start = [index for *_, index in sorted(results, key=lambda r: r[1])]
+    assert by_start == list(range(15))
+
+
+def test_least_loaded_node_gets_the_next_task() -> None:
+    with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=2)) as pool:
+        first, second = timed(0.3, 0) > pool, timed(0.3, 1) > pool
+        assert {first.result()[0], second.result()[0]} == {n.name for n in pool.nodes}
+
+
+def test_cancelling_a_queued_future_means_it_never_runs(tmp_path: Path) -> None:
+    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1)) as pool:
+        blocker = touch(str(tmp_path / "first"), 0.5) > pool
+        queued = touch(str(tmp_path / "second")) > pool
+        assert queued.cancel()
+        blocker.result()
+        assert (touch(str(tmp_path / "third")) >> pool) == pool.nodes[0].pid
+    assert (tmp_path / "first").exists() and (tmp_path / "third").exists()
+    assert not (tmp_path / "second").exists()
+
+
+def test_cancel_all_frees_the_slots_for_the_next_call() -> None:
+    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=2)) as pool:
+        futures = [timed(0.3, i) > pool for i in range(20)]
+        time.sleep(0.1)
+        cancelled = pool.cancel_all()
+        assert cancelled == 20 and all(f.cancelled() for f in futures)
+        started = time.monotonic()
+        again = [f.result() for f in [timed(0.05, i) > pool for i in range(2)]]
+        # The two running 0.3 s tasks finish, the 18 queued ones never start.
+        assert time.monotonic() - started < 1.0
+        assert len(again) == 2
+
+
+def test_tasks_of_a_lost_node_are_sent_to_the_survivors() -> None:
+    with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=2)) as pool:
+        victim = pool.nodes[1]
+        futures = [timed(0.2, i) > pool for i in range(24)]
+        time.sleep(0.3)
+        os.kill(victim.pid, signal.SIGKILL)
+        results = [f.result(timeout=60) for f in futures]
+        assert sorted(r[3] for r in results) == list(range(24))
+        assert {r[0] for r in results[-8:]} == {pool.nodes[0].name}
+        assert pool.total_slots == 2
+        assert [n.name for n in pool.nodes] == [pool.nodes[0].name]
+
+
+def test_when_every_node_is_lost_calls_fail_fast() -> None:
+    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1)) as pool:
+        futures = [timed(1.0, i) > pool for i in range(3)]
+        time.sleep(0.2)
+        os.kill(pool.nodes[0].pid, signal.SIGKILL)
+        started = time.monotonic()
+        for future in futures:
+            with pytest.raises(sky.NodeLost):
+                future.result(timeout=30)
+        assert time.monotonic() - started < 10
+        with pytest.raises(sky.NodeLost):
+            timed(0, 0) > pool

@@ -1,0 +1,99 @@
+"""The node agent at the wire: only the pool's client can make it run (or unpickle) anything."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import skyward as sky
+from skyward import wire
+from skyward.ioloop import shared_loop
+from skyward.transport import NodeLink
+
+
+class MakeDirOnUnpickle:
+    """Unpickling this object creates a directory: proof that a payload was (or was not) unpickled."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (self.path,))
+
+
+def counter(path: str) -> int:
+    with open(path, "a") as f:
+        f.write("x")
+    return os.path.getsize(path)
+
+
+@pytest.fixture
+def node() -> Iterator[tuple[sky.ComputePool, object]]:
+    with sky.ComputePool(nodes=1) as pool:
+        started = pool._deployment.nodes[0]  # type: ignore[union-attr]
+        yield pool, started
+
+
+def _link(started: object, secret: bytes) -> NodeLink:
+    link = NodeLink(started.info.name, started.port, started.dial, secret)  # type: ignore[attr-defined]
+    shared_loop().run(link.connect()).result(timeout=20)
+    return link
+
+
+def _ask(coro: object) -> object:
+    return shared_loop().run(coro).result(timeout=30)  # type: ignore[arg-type]
+
+
+def test_a_message_without_the_secret_is_refused_before_unpickling(node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pool, started = node
+    marker = tmp_path / "unpickled"
+    payload = wire.encode_task(print, (MakeDirOnUnpickle(str(marker)),), {})
+    intruder = _link(started, b"not the secret")
+    reply = _ask(intruder.run("intruder-1", payload))
+    with pytest.raises(PermissionError, match="secret"):
+        wire.decode_reply(reply, "node")
+    assert not marker.exists()
+    assert _ask(intruder.cancel(("anything",))) == 0
+    assert _ask(intruder.heartbeat()) is False
+    # The same payload with the right secret is unpickled: the test above could fail.
+    owner = _link(started, pool._secret)
+    wire.decode_reply(_ask(owner.run("owner-1", payload)), "node")
+    assert marker.is_dir()
+    for link in (intruder, owner):
+        _ask(link.close())
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"", b"\x00", b"\x01not lz4 at all", b"\x07unknown flag", b"\x00\x80\x05garbage pickle", os.urandom(4096)],
+)
+def test_garbage_payloads_get_an_error_reply_and_the_node_keeps_serving(node, garbage: bytes) -> None:  # type: ignore[no-untyped-def]
+    pool, started = node
+    link = _link(started, pool._secret)
+    reply = _ask(link.run("garbage", garbage))
+    with pytest.raises(Exception) as caught:
+        wire.decode_reply(reply, "node")
+    assert not isinstance(caught.value, sky.NodeLost)
+
+    @sky.compute
+    def alive() -> int:
+        return os.getpid()
+
+    assert alive() >> pool == started.info.pid
+    _ask(link.close())
+
+
+def test_a_task_id_seen_twice_runs_once(node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pool, started = node
+    link = _link(started, pool._secret)
+    count_file = str(tmp_path / "count")
+    payload = wire.encode_task(counter, (count_file,), {})
+    first = wire.decode_reply(_ask(link.run("same-id", payload)), "node")
+    second = wire.decode_reply(_ask(link.run("same-id", payload)), "node")
+    assert first == second == 1
+    assert os.path.getsize(count_file) == 1
+    assert wire.decode_reply(_ask(link.run("other-id", payload)), "node") == 2
+    _ask(link.close())
