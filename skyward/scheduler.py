@@ -80,6 +80,8 @@ class Scheduler:
         self._pinned: dict[int, deque[Task]] = {node.index: deque() for node in nodes}
         self._completions: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._on_node_lost = on_node_lost
+        self._outbox: list[Task] = []
+        self._wakeup_pending = False
         self._closed = False
         self._completer = threading.Thread(target=self._deliver, name="skyward-results", daemon=True)
         self._completer.start()
@@ -145,12 +147,28 @@ class Scheduler:
         out.append(task)
 
     def _send(self, tasks: list[Task]) -> None:
-        if tasks:
-            self._io.call(self._spawn, tasks)
+        """Hand tasks to the I/O loop. One wake-up carries everything queued since the last one."""
+        if not tasks:
+            return
+        if self._io.on_loop():
+            self._spawn(tasks)
+            return
+        with self._lock:
+            self._outbox.extend(tasks)
+            if self._wakeup_pending:
+                return
+            self._wakeup_pending = True
+        self._io.loop.call_soon_threadsafe(self._drain_outbox)
+
+    def _drain_outbox(self) -> None:
+        with self._lock:
+            tasks, self._outbox = self._outbox, []
+            self._wakeup_pending = False
+        self._spawn(tasks)
 
     def _spawn(self, tasks: list[Task]) -> None:
         for task in tasks:
-            asyncio.ensure_future(self._run(task), loop=self._io.loop)
+            self._io.loop.create_task(self._run(task))
 
     # --- completion (on the I/O loop) ----------------------------------------------------------------------
 
