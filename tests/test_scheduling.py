@@ -109,3 +109,30 @@ def test_when_every_node_is_lost_calls_fail_fast() -> None:
         assert time.monotonic() - started < 10
         with pytest.raises(sky.NodeLost):
             timed(0, 0) > pool
+
+
+def test_cancelling_a_running_task_stops_it_in_a_process_slot(tmp_path: Path) -> None:
+    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1, executor="process")) as pool:
+        assert touch(str(tmp_path / "warm")) >> pool  # the slot process is up
+        running = touch(str(tmp_path / "never"), 3.0) > pool
+        time.sleep(0.5)  # it is sleeping inside the slot process now
+        started = time.monotonic()
+        assert running.cancel()
+        # The slot is free again long before the 3 s task would have ended.
+        slot_pid = touch(str(tmp_path / "after")) >> pool
+        assert time.monotonic() - started < 2.0
+        assert slot_pid != pool.nodes[0].pid
+    time.sleep(max(0.0, 3.0 - (time.monotonic() - started) + 0.3))
+    assert (tmp_path / "after").exists()
+    assert not (tmp_path / "never").exists(), "the cancelled task ran to its end"
+
+
+def test_a_crashing_process_slot_is_replaced(tmp_path: Path) -> None:
+    @sky.compute
+    def die() -> None:
+        os._exit(7)
+
+    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1, executor="process")) as pool:
+        with pytest.raises(RuntimeError, match="exit code 7"):
+            die() >> pool
+        assert touch(str(tmp_path / "after")) >> pool != pool.nodes[0].pid

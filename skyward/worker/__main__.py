@@ -19,7 +19,7 @@ import time
 
 from skyward import transport
 from skyward.worker.agent import TaskRunner
-from skyward.worker.slots import Slots
+from skyward.worker.slots import make_slots
 
 from skyward.worker import READY_PREFIX
 
@@ -43,7 +43,7 @@ async def _main(config: dict[str, object]) -> None:
     node = str(config["node"])
     lease = float(config.get("lease", 60))  # type: ignore[arg-type]
     os.environ["SKYWARD_NODE"] = node
-    slots = Slots(config.get("executor", "thread"), int(config.get("concurrency", 1)))  # type: ignore[arg-type]
+    slots = make_slots(config.get("executor", "thread"), int(config.get("concurrency", 1)))  # type: ignore[arg-type]
     runner = TaskRunner(secret, slots)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -67,15 +67,10 @@ class TaskRunner:
             reply(result)
 
     def cancel(self, secret: bytes, task_ids: tuple[str, ...]) -> int:
-        """Cancel the listed tasks that have not started; answer how many were."""
+        """Cancel the listed tasks (queued ones always, running ones in process slots); answer how many."""
         if not self._authentic(secret):
             return 0
-        cancelled = 0
-        for task_id in task_ids:
-            entry = self._running.get(task_id)
-            if entry is not None and entry[0].cancel():
-                cancelled += 1
-        return cancelled
+        return sum(1 for task_id in task_ids if task_id in self._running and self._slots.cancel(task_id))
 
     def heartbeat(self, secret: bytes) -> bool:
         return self._authentic(secret)
