@@ -17,13 +17,14 @@ from contextlib import ExitStack
 from typing import Any, TypeVar
 
 from skyward import plugins as plugin_registry
-from skyward import wire
+from skyward.blobs import BlobIndex
 from skyward.errors import NoActivePool, ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import shared_loop
 from skyward.providers.base import Deployment, NodeInfo, Provider
+from skyward.payload import encode_task
 from skyward.providers.local import Local
-from skyward.scheduler import NodeSlots, Scheduler
+from skyward.scheduler import NodeSlots, Scheduler, TransferStats
 from skyward.spec import ClusterSpec, Worker
 from skyward.transport import NodeLink
 
@@ -106,6 +107,7 @@ class ComputePool:
         self._exit_stack: ExitStack | None = None
         self._context_token: contextvars.Token[ComputePool | None] | None = None
         self._heartbeat: Future[None] | None = None
+        self._blob_index = BlobIndex()
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -152,7 +154,9 @@ class ComputePool:
             NodeSlots(n.info.index, n.info.name, n.info.concurrency, link)
             for n, link in zip(self._deployment.nodes, self._links, strict=True)
         ]
-        self._scheduler = Scheduler(slots, io, retries=self.retries, id_prefix=self.cluster.pool_id)
+        self._scheduler = Scheduler(
+            slots, io, retries=self.retries, id_prefix=self.cluster.pool_id, blob_index=self._blob_index
+        )
         self._heartbeat = io.run(self._keep_alive())
 
     async def _keep_alive(self) -> None:
@@ -223,13 +227,13 @@ class ComputePool:
         its node when it has not started there.
         """
         scheduler = self._require_scheduler()
-        return scheduler.submit(wire.encode_task(fn, args, kwargs))
+        return scheduler.submit(encode_task(fn, args, kwargs, self._blob_index))
 
     def broadcast(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> list[R]:
         """Run ``fn(*args, **kwargs)`` once on every live node; results in node order."""
         scheduler = self._require_scheduler()
-        payload = wire.encode_task(fn, args, kwargs)
-        futures = [scheduler.submit(payload, pinned_node=node.index) for node in scheduler.nodes if node.alive]
+        encoded = encode_task(fn, args, kwargs, self._blob_index)
+        futures = [scheduler.submit(encoded, pinned_node=node.index) for node in scheduler.nodes if node.alive]
         return [future.result() for future in futures]
 
     def cancel_all(self) -> int:
@@ -255,6 +259,11 @@ class ComputePool:
             return []
         alive = {node.index for node in self._scheduler.nodes if node.alive}
         return [n.info for n in self._deployment.nodes if n.info.index in alive]
+
+    @property
+    def stats(self) -> TransferStats:
+        """Tasks and bytes sent to nodes so far (large arguments are counted once per node)."""
+        return self._scheduler.stats if self._scheduler is not None else TransferStats()
 
     @property
     def pool_id(self) -> str:

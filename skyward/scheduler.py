@@ -7,6 +7,7 @@
 - A cancelled future is dropped from the queue, or its node is told to drop it; its slot is counted busy until
   the node answers, so the accounting matches what really runs.
 - A task whose node is lost is sent again elsewhere, up to `retries` times.
+- Large arguments (blobs) are uploaded to a node once, before the first task there that needs them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skyward import wire
+from skyward.blobs import BlobIndex
 from skyward.errors import NodeLost, SkywardError
+from skyward.payload import EncodedTask
 from skyward.ioloop import EventLoopThread
 from skyward.transport import LinkError, NodeLink
 
@@ -32,6 +35,7 @@ class Task:
     id: str
     payload: bytes
     future: Future[Any]
+    blobs: dict[bytes, object] = field(default_factory=dict)
     pinned_node: int | None = None
     attempts: int = 0
     node: int | None = None  # where it runs now
@@ -48,6 +52,8 @@ class NodeSlots:
     link: NodeLink
     alive: bool = True
     running: dict[str, Task] = field(default_factory=dict)
+    blobs: set[bytes] = field(default_factory=set)  # digests this node holds, as far as we know
+    uploads: dict[bytes, asyncio.Future[None]] = field(default_factory=dict)  # in flight, on the I/O loop
 
     @property
     def free(self) -> int:
@@ -61,6 +67,16 @@ class NodeSlots:
 _SHUTDOWN = object()
 
 
+@dataclass
+class TransferStats:
+    """What the client sent to nodes, for benchmarks and curiosity (`pool.stats`)."""
+
+    tasks_sent: int = 0
+    task_bytes: int = 0
+    blobs_sent: int = 0
+    blob_bytes: int = 0
+
+
 class Scheduler:
     def __init__(
         self,
@@ -69,11 +85,14 @@ class Scheduler:
         *,
         retries: int = 3,
         id_prefix: str = "t",
+        blob_index: BlobIndex | None = None,
         on_node_lost: Callable[[NodeSlots, str], None] | None = None,
     ) -> None:
         self.nodes = nodes
         self._io = io
         self._retries = retries
+        self._blob_index = blob_index or BlobIndex()
+        self.stats = TransferStats()
         self._ids = (f"{id_prefix}-{n}" for n in itertools.count())
         self._lock = threading.Lock()
         self._queue: deque[Task] = deque()
@@ -88,14 +107,14 @@ class Scheduler:
 
     # --- submission ----------------------------------------------------------------------------------------
 
-    def submit(self, payload: bytes, pinned_node: int | None = None) -> Future[Any]:
+    def submit(self, encoded: EncodedTask, pinned_node: int | None = None) -> Future[Any]:
         """Queue a serialized task; the future resolves with its value or its (remote) exception.
 
         The future stays pending while the task runs remotely, so `future.cancel()` works until the result is
         in, and reaches the node.
         """
         future: Future[Any] = Future()
-        task = Task(next(self._ids), payload, future, pinned_node)
+        task = Task(next(self._ids), encoded.payload, future, encoded.blobs, pinned_node)
         with self._lock:
             if self._closed:
                 raise SkywardError("the pool is closed")
@@ -176,7 +195,7 @@ class Scheduler:
         node = self.nodes[task.node]  # type: ignore[index]
         outcome: bytes | BaseException
         try:
-            outcome = await node.link.run(task.id, task.payload)
+            outcome = await self._run_with_blobs(node, task)
         except LinkError as exc:
             self._node_failed(node, exc)  # re-queues this task too, unless that already happened
             return
@@ -187,6 +206,46 @@ class Scheduler:
             to_send = self._assign_locked()
         self._send(to_send)
         self._completions.put((task, node.name, outcome))
+
+    async def _run_with_blobs(self, node: NodeSlots, task: Task) -> bytes:
+        digests = tuple(task.blobs)
+        for _ in range(3):  # a node may evict a blob between our upload and the task: upload again
+            await self._upload_blobs(node, task)
+            self.stats.tasks_sent += 1
+            self.stats.task_bytes += len(task.payload)
+            reply = await node.link.run(task.id, task.payload, digests)
+            missing = wire.missing_blobs(reply)
+            if missing is None:
+                return reply
+            node.blobs.difference_update(missing)
+        raise NodeLost(f"node {node.name} keeps evicting the arguments of task {task.id}: its blob cache is too small")
+
+    async def _upload_blobs(self, node: NodeSlots, task: Task) -> None:
+        """Upload the blobs of `task` that `node` lacks; concurrent tasks needing the same blob share one upload."""
+        loop = asyncio.get_running_loop()
+        for digest, obj in task.blobs.items():
+            while digest not in node.blobs:
+                pending = node.uploads.get(digest)
+                if pending is not None:
+                    await asyncio.shield(pending)
+                    continue
+                upload: asyncio.Future[None] = loop.create_future()
+                node.uploads[digest] = upload
+                try:
+                    # Serializing 100 MB takes a while: not on the I/O loop.
+                    data = await loop.run_in_executor(None, self._blob_index.serialized, digest, obj)
+                    await node.link.put_blob(digest, data)
+                except BaseException as exc:
+                    upload.set_exception(exc)
+                    upload.exception()  # retrieved: waiters see it through their own await
+                    raise
+                else:
+                    node.blobs.add(digest)
+                    self.stats.blobs_sent += 1
+                    self.stats.blob_bytes += len(data)
+                    upload.set_result(None)
+                finally:
+                    node.uploads.pop(digest, None)
 
     def _node_failed(self, node: NodeSlots, exc: LinkError) -> None:
         """On the I/O loop: `node` is gone. Its tasks go back to the queue, or fail when out of retries."""

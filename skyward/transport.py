@@ -41,6 +41,8 @@ CLUSTER_NAME = "skyward"
 # Tasks may run for hours: the deadline of an ask is the pool's business, not casty's.
 _FOREVER = timedelta(days=30)
 _ACTOR_KEY = "tasks"
+# Blobs larger than one message travel in pieces of this size.
+BLOB_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 class LinkError(SkywardError):
@@ -55,6 +57,18 @@ class RunTask(Askable[bytes]):
     secret: bytes
     task_id: str
     payload: bytes
+    blobs: tuple[bytes, ...]  # digests of the uploaded blobs the payload refers to
+
+
+@dataclass(frozen=True)
+class PutBlob(Askable[int]):
+    """One chunk of a blob upload. Answered 1 when the blob is whole, 0 for a partial chunk, -1 if refused."""
+
+    secret: bytes
+    digest: bytes
+    offset: int
+    total: int
+    chunk: bytes
 
 
 @dataclass(frozen=True)
@@ -71,7 +85,11 @@ class Heartbeat(Askable[bool]):
 class NodeHandler(Protocol):
     """What the node agent does with each message; see `skyward.worker.agent.TaskRunner`."""
 
-    def run(self, secret: bytes, task_id: str, payload: bytes, reply: Callable[[bytes], None]) -> None: ...
+    def run(
+        self, secret: bytes, task_id: str, payload: bytes, blobs: tuple[bytes, ...], reply: Callable[[bytes], None]
+    ) -> None: ...
+
+    def put_blob(self, secret: bytes, digest: bytes, offset: int, total: int, chunk: bytes) -> bool: ...
 
     def cancel(self, secret: bytes, task_ids: tuple[str, ...]) -> int: ...
 
@@ -82,14 +100,21 @@ _handler: NodeHandler | None = None
 
 
 @actor(pinned=True, initial=0, ask_timeout=_FOREVER, idle_after=_FOREVER)
-async def task_executor(ctx: Context[int, RunTask | CancelTasks | Heartbeat]) -> None:
+async def task_executor(ctx: Context[int, RunTask | PutBlob | CancelTasks | Heartbeat]) -> None:
     handler = _handler
     assert handler is not None, "serve() installs the handler before the actor can be reached"
     async for msg in ctx.inbox:
         # The handler never raises and never blocks: an exception here would restart the body and lose messages.
         match msg:
             case RunTask():
-                handler.run(msg.secret, msg.task_id, msg.payload, msg.reply_to.tell)
+                handler.run(msg.secret, msg.task_id, msg.payload, msg.blobs, msg.reply_to.tell)
+            case PutBlob():
+                try:
+                    whole = handler.put_blob(msg.secret, msg.digest, msg.offset, msg.total, msg.chunk)
+                except Exception:
+                    msg.reply_to.tell(-1)
+                else:
+                    msg.reply_to.tell(1 if whole else 0)
             case CancelTasks():
                 msg.reply_to.tell(handler.cancel(msg.secret, msg.task_ids))
             case Heartbeat():
@@ -168,13 +193,24 @@ class NodeLink:
         self._client = client
         self._ref = client.ref(task_executor, _ACTOR_KEY, at=self._advertise)
 
-    async def run(self, task_id: str, payload: bytes) -> bytes:
+    async def run(self, task_id: str, payload: bytes, blobs: tuple[bytes, ...] = ()) -> bytes:
         if len(payload) > MAX_MESSAGE_BYTES - 1024:
             raise PayloadTooLarge(
                 f"task {task_id} is {len(payload) / 2**20:.1f} MiB after compression; one message carries at "
-                f"most {MAX_MESSAGE_BYTES / 2**20:.0f} MiB"
+                f"most {MAX_MESSAGE_BYTES / 2**20:.0f} MiB (large bytes, numpy and pandas arguments travel "
+                "separately and are not limited by this; other large objects are)"
             )
-        return await self._ask(RunTask(self._secret, task_id, payload))
+        return await self._ask(RunTask(self._secret, task_id, payload, blobs))
+
+    async def put_blob(self, digest: bytes, data: bytes) -> None:
+        """Upload a blob, in chunks that each fit one message."""
+        total = len(data)
+        view = memoryview(data)
+        for offset in range(0, max(total, 1), BLOB_CHUNK_BYTES):
+            chunk = bytes(view[offset : offset + BLOB_CHUNK_BYTES])
+            answer = await self._ask(PutBlob(self._secret, digest, offset, total, chunk))
+            if answer < 0:
+                raise LinkError(f"the node refused blob {digest.hex()[:12]}")
 
     async def cancel(self, task_ids: tuple[str, ...]) -> int:
         return await self._ask(CancelTasks(self._secret, task_ids))

@@ -10,6 +10,7 @@ import pytest
 
 import skyward as sky
 from skyward import wire
+from skyward.payload import encode_task
 from skyward.ioloop import shared_loop
 from skyward.transport import NodeLink
 
@@ -50,7 +51,7 @@ def _ask(coro: object) -> object:
 def test_a_message_without_the_secret_is_refused_before_unpickling(node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pool, started = node
     marker = tmp_path / "unpickled"
-    payload = wire.encode_task(print, (MakeDirOnUnpickle(str(marker)),), {})
+    payload = encode_task(print, (MakeDirOnUnpickle(str(marker)),), {}).payload
     intruder = _link(started, b"not the secret")
     reply = _ask(intruder.run("intruder-1", payload))
     with pytest.raises(PermissionError, match="secret"):
@@ -90,7 +91,7 @@ def test_a_task_id_seen_twice_runs_once(node, tmp_path: Path) -> None:  # type: 
     pool, started = node
     link = _link(started, pool._secret)
     count_file = str(tmp_path / "count")
-    payload = wire.encode_task(counter, (count_file,), {})
+    payload = encode_task(counter, (count_file,), {}).payload
     first = wire.decode_reply(_ask(link.run("same-id", payload)), "node")
     second = wire.decode_reply(_ask(link.run("same-id", payload)), "node")
     assert first == second == 1

@@ -18,6 +18,7 @@ import threading
 import time
 
 from skyward import transport
+from skyward.blobs import BlobStore
 from skyward.worker.agent import TaskRunner
 from skyward.worker.slots import make_slots
 
@@ -43,8 +44,9 @@ async def _main(config: dict[str, object]) -> None:
     node = str(config["node"])
     lease = float(config.get("lease", 60))  # type: ignore[arg-type]
     os.environ["SKYWARD_NODE"] = node
-    slots = make_slots(config.get("executor", "thread"), int(config.get("concurrency", 1)))  # type: ignore[arg-type]
-    runner = TaskRunner(secret, slots)
+    blobs = BlobStore(int(config.get("blob_cache_bytes", 2 << 30)))  # type: ignore[arg-type]
+    slots = make_slots(config.get("executor", "thread"), int(config.get("concurrency", 1)), blobs)  # type: ignore[arg-type]
+    runner = TaskRunner(secret, slots, blobs)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True, name="stdin-watch").start()

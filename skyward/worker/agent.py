@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from skyward import wire
+from skyward.blobs import BlobStore
 from skyward.worker.slots import Slots
 
 Reply = Callable[[bytes], None]
@@ -22,9 +23,10 @@ class TaskRunner:
     a repeated id joins the task in flight or gets the cached reply, and never runs twice.
     """
 
-    def __init__(self, secret: bytes, slots: Slots, cache_size: int = 4096) -> None:
+    def __init__(self, secret: bytes, slots: Slots, blobs: BlobStore, cache_size: int = 4096) -> None:
         self._secret = secret
         self._slots = slots
+        self._blobs = blobs
         self._cache_size = cache_size
         self._done: OrderedDict[str, bytes] = OrderedDict()
         self._running: dict[str, tuple[Future[bytes], list[Reply]]] = {}
@@ -36,7 +38,7 @@ class TaskRunner:
             self.last_contact = time.monotonic()
         return ok
 
-    def run(self, secret: bytes, task_id: str, payload: bytes, reply: Reply) -> None:
+    def run(self, secret: bytes, task_id: str, payload: bytes, blobs: tuple[bytes, ...], reply: Reply) -> None:
         if not self._authentic(secret):
             # Refused before the payload is looked at, let alone unpickled.
             reply(wire.reply_error(PermissionError("refused: the message does not carry this pool's secret")))
@@ -47,7 +49,11 @@ class TaskRunner:
         if task_id in self._running:
             self._running[task_id][1].append(reply)
             return
-        future = self._slots.submit(payload, task_id)
+        missing = tuple(digest for digest in blobs if digest not in self._blobs)
+        if missing:  # answered before anything runs; not cached: the task comes again with its blobs
+            reply(wire.reply_missing(missing))
+            return
+        future = self._slots.submit(payload, task_id, blobs)
         self._running[task_id] = (future, [reply])
         loop = asyncio.get_running_loop()
         future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._finish, task_id, f))
@@ -60,7 +66,8 @@ class TaskRunner:
         else:
             result = future.result()
         _, replies = self._running.pop(task_id)
-        self._done[task_id] = result
+        if wire.missing_blobs(result) is None:
+            self._done[task_id] = result
         while len(self._done) > self._cache_size:
             self._done.popitem(last=False)
         for reply in replies:
@@ -71,6 +78,12 @@ class TaskRunner:
         if not self._authentic(secret):
             return 0
         return sum(1 for task_id in task_ids if task_id in self._running and self._slots.cancel(task_id))
+
+    def put_blob(self, secret: bytes, digest: bytes, offset: int, total: int, chunk: bytes) -> bool:
+        """Store a piece of an uploaded blob; answers True once the blob is whole."""
+        if not self._authentic(secret):
+            raise PermissionError("refused: the message does not carry this pool's secret")
+        return self._blobs.put_chunk(digest, offset, total, chunk)
 
     def heartbeat(self, secret: bytes) -> bool:
         return self._authentic(secret)

@@ -6,13 +6,19 @@ can run it without importing casty.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from skyward import wire
+from skyward.blobs import BlobMissing
+from skyward.payload import decode_task
 
 
-def execute(payload: bytes, task_id: str) -> bytes:
+def execute(payload: bytes, task_id: str, resolve: Callable[[bytes], object]) -> bytes:
     """Decode, run and encode one task. Never raises: every failure becomes an error reply."""
     try:
-        task = wire.decode_task(payload)
+        task = decode_task(payload, resolve)
+    except BlobMissing as missing:  # evicted since the agent checked: the client uploads it again
+        return wire.reply_missing((missing.digest,))
     except BaseException as exc:  # malformed or hostile bytes, or a module the node lacks
         return wire.reply_error(exc)
     try:

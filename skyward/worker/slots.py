@@ -1,6 +1,7 @@
 """The node's slots: `concurrency` threads or processes that run serialized tasks.
 
-Both kinds answer the same two calls: `submit(payload, task_id) -> Future[bytes]` and `cancel(task_id)`.
+Both kinds answer the same calls: `submit(payload, task_id, blobs) -> Future[bytes]` and `cancel(task_id)`.
+`blobs` are the digests the task refers to, held in the node's `BlobStore`.
 A task not started yet is always cancellable. A running task can be stopped only in a process slot: the
 process is killed and a fresh one takes its place (a thread cannot be stopped from outside).
 """
@@ -10,20 +11,25 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Protocol
 
 from skyward import wire
+from skyward.blobs import BlobMissing, BlobStore, rebuild
 from skyward.spec import ExecutorKind
 from skyward.worker.execute import execute
+
+# Blobs a process slot keeps rebuilt between tasks; the feeding thread mirrors the same LRU to know what to send.
+_PROCESS_BLOB_CACHE = 4
 
 
 class Slots(Protocol):
     concurrency: int
 
-    def submit(self, payload: bytes, task_id: str) -> Future[bytes]: ...
+    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...]) -> Future[bytes]: ...
 
     def cancel(self, task_id: str) -> bool:
         """Stop the task if possible; True when it will not run (or not finish)."""
@@ -32,20 +38,21 @@ class Slots(Protocol):
     def shutdown(self) -> None: ...
 
 
-def make_slots(kind: ExecutorKind, concurrency: int) -> Slots:
-    return ProcessSlots(concurrency) if kind == "process" else ThreadSlots(concurrency)
+def make_slots(kind: ExecutorKind, concurrency: int, store: BlobStore) -> Slots:
+    return ProcessSlots(concurrency, store) if kind == "process" else ThreadSlots(concurrency, store)
 
 
 class ThreadSlots:
     """Slots as threads of the agent: no start-up cost, shared memory, running tasks run to the end."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, store: BlobStore) -> None:
         self.concurrency = concurrency
+        self._store = store
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="skyward-slot")
         self._futures: dict[str, Future[bytes]] = {}
 
-    def submit(self, payload: bytes, task_id: str) -> Future[bytes]:
-        future = self._executor.submit(execute, payload, task_id)
+    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...] = ()) -> Future[bytes]:
+        future = self._executor.submit(execute, payload, task_id, self._store.get)
         self._futures[task_id] = future
         future.add_done_callback(lambda _: self._futures.pop(task_id, None))
         return future
@@ -60,19 +67,32 @@ class ThreadSlots:
 
 def _slot_process(conn: Connection) -> None:
     """Body of a process slot: run tasks from the pipe until it closes."""
+    blobs: OrderedDict[bytes, object] = OrderedDict()
+
+    def resolve(digest: bytes) -> object:
+        return blobs[digest]
+
     while True:
         try:
-            task_id, payload = conn.recv()
+            task_id, payload, digests, uploads = conn.recv()
         except (EOFError, OSError):
             return
-        conn.send_bytes(execute(payload, task_id))
+        for digest, data in uploads.items():
+            blobs[digest] = rebuild(data)
+        for digest in digests:  # same LRU order as the feeding thread's mirror
+            blobs.move_to_end(digest)
+        while len(blobs) > max(_PROCESS_BLOB_CACHE, len(digests)):
+            blobs.popitem(last=False)
+        conn.send_bytes(execute(payload, task_id, resolve))
 
 
 @dataclass(eq=False)
 class _Job:
     task_id: str
     payload: bytes
+    blobs: tuple[bytes, ...]
     future: Future[bytes]
+    stopped: bool = False
 
 
 class _ProcessSlot:
@@ -83,10 +103,13 @@ class _ProcessSlot:
         context: multiprocessing.context.SpawnContext,
         jobs: queue.SimpleQueue[_Job | None],
         closing: threading.Event,
+        store: BlobStore,
     ) -> None:
         self._context = context
         self._jobs = jobs
         self._closing = closing
+        self._store = store
+        self._child_blobs: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
         self.current: _Job | None = None
         self._start_process()
@@ -94,6 +117,7 @@ class _ProcessSlot:
         self._thread.start()
 
     def _start_process(self) -> None:
+        self._child_blobs = OrderedDict()
         ours, theirs = self._context.Pipe()
         self._conn = ours
         # spawn, never fork: the agent runs casty's transport threads.
@@ -108,19 +132,34 @@ class _ProcessSlot:
             with self._lock:
                 self.current = job
             try:
-                self._conn.send((job.task_id, job.payload))
-                result = self._conn.recv_bytes()
-            except (EOFError, OSError):
-                result = self._replace(job)
+                uploads = self._uploads_for(job)
+            except BlobMissing as missing:
+                result = wire.reply_missing((missing.digest,))
+            else:
+                try:
+                    self._conn.send((job.task_id, job.payload, job.blobs, uploads))
+                    result = self._conn.recv_bytes()
+                except (EOFError, OSError):
+                    result = self._replace(job)
             with self._lock:
                 self.current = None
             job.future.set_result(result)
         self.process.kill()
 
+    def _uploads_for(self, job: _Job) -> dict[bytes, bytes]:
+        """The blobs of `job` the child lacks, and the mirror of its cache updated as the child will update it."""
+        uploads = {d: self._store.data(d) for d in job.blobs if d not in self._child_blobs}
+        for digest in job.blobs:
+            self._child_blobs[digest] = None
+            self._child_blobs.move_to_end(digest)
+        while len(self._child_blobs) > max(_PROCESS_BLOB_CACHE, len(job.blobs)):
+            self._child_blobs.popitem(last=False)
+        return uploads
+
     def _replace(self, job: _Job) -> bytes:
         """The process died under `job`: killed by `stop` (cancelled) or crashed. Start a fresh one."""
         self.process.join()
-        cancelled = getattr(job, "stopped", False)
+        cancelled = job.stopped
         code = self.process.exitcode
         self._conn.close()
         if not self._closing.is_set():
@@ -134,7 +173,7 @@ class _ProcessSlot:
             job = self.current
             if job is None or job.task_id != task_id:
                 return False
-            job.stopped = True  # type: ignore[attr-defined]
+            job.stopped = True
             self.process.kill()
             return True
 
@@ -142,17 +181,17 @@ class _ProcessSlot:
 class ProcessSlots:
     """Slots as processes of their own: CPU-bound Python in parallel, and running tasks can be stopped."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, store: BlobStore) -> None:
         self.concurrency = concurrency
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._queued: dict[str, _Job] = {}
         self._closing = threading.Event()
         context = multiprocessing.get_context("spawn")
-        self._slots = [_ProcessSlot(context, self._jobs, self._closing) for _ in range(concurrency)]
+        self._slots = [_ProcessSlot(context, self._jobs, self._closing, store) for _ in range(concurrency)]
 
-    def submit(self, payload: bytes, task_id: str) -> Future[bytes]:
+    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...] = ()) -> Future[bytes]:
         future: Future[bytes] = Future()
-        job = _Job(task_id, payload, future)
+        job = _Job(task_id, payload, blobs, future)
         self._queued[task_id] = job
         future.add_done_callback(lambda _: self._queued.pop(task_id, None))
         self._jobs.put(job)
