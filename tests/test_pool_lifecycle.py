@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import skyward as sky
-from conftest import process_exists, wait_gone
+from proc_utils import process_exists, wait_gone
 
 
 @sky.compute

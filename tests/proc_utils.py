@@ -1,0 +1,30 @@
+"""Helpers for tests that check which processes run and which are gone."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has exited all the same.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+    """Wait for `pids` to exit; return those still alive after `timeout`."""
+    deadline = time.monotonic() + timeout
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if process_exists(pid)}
+        if alive:
+            time.sleep(0.05)
+    return alive
