@@ -19,12 +19,13 @@ from skyward.errors import (
 from skyward.hooks import hookimpl, hookspec
 from skyward.image import Image
 from skyward.pool import Compute, ComputePool, current_pool
-from skyward.providers import Local, NodeInfo
+from skyward.providers import SSH, Local, NodeInfo
 from skyward.spec import ClusterSpec, Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SSH",
     "ClusterSpec",
     "Compute",
     "ComputePool",

@@ -2,5 +2,6 @@
 
 from skyward.providers.base import Deployment, NodeInfo, Provider, StartedNode
 from skyward.providers.local import Local
+from skyward.providers.ssh import SSH
 
-__all__ = ["Deployment", "Local", "NodeInfo", "Provider", "StartedNode"]
+__all__ = ["SSH", "Deployment", "Local", "NodeInfo", "Provider", "StartedNode"]

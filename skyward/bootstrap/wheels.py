@@ -1,0 +1,381 @@
+"""Wheels made or fetched on the client, to be uploaded to nodes.
+
+Three sources, cheapest first:
+
+- *built*: skyward, its plugins and any editable install are built from their source trees (``uv build`` or
+  ``pip wheel``), so the code on a node is the code on the client;
+- *repacked*: a regular installed distribution is zipped back into a wheel from its ``RECORD`` (with the tags
+  of the wheel it was installed from), which needs no network at all;
+- *downloaded*: ``pip download --only-binary=:all: --platform ... --python-version ...`` for the node's platform
+  when the client's copy does not fit the node (another OS or CPU) or the client does not have the package.
+
+Everything lands in a cache directory (``$SKYWARD_CACHE_DIR``, else ``$XDG_CACHE_HOME/skyward``, else
+``~/.cache/skyward``) keyed by content, so a second pool reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import zipfile
+from base64 import urlsafe_b64encode
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from functools import cache
+from importlib.metadata import Distribution
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from packaging.tags import Tag, parse_tag
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from skyward.bootstrap.facts import NodeFacts
+from skyward.bootstrap.requirements import Pin
+from skyward.errors import ProvisionError
+
+# Wheel production runs in worker threads (one per node being bootstrapped); one at a time is plenty and keeps
+# two nodes from building the same wheel twice.
+_lock = threading.RLock()
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same files always give the same bytes
+_SKIP_DIST_INFO = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+_OUTPUT_TAIL = 30
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """A wheel file on the client and the SHA-256 of its bytes (its identity on nodes)."""
+
+    path: Path
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+    @property
+    def tags(self) -> frozenset[Tag]:
+        return parse_wheel_filename(self.filename)[3]
+
+    @classmethod
+    def of(cls, path: Path) -> Wheel:
+        return cls(path, _sha256(path))
+
+
+def cache_dir() -> Path:
+    """Where built, repacked and downloaded wheels are kept."""
+    explicit = os.environ.get("SKYWARD_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "skyward"
+
+
+@cache
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    info = path.stat()
+    return _sha256_cached(str(path), info.st_size, info.st_mtime_ns)
+
+
+# --- built from source -----------------------------------------------------------------------------------------
+
+
+def editable_source(dist: Distribution) -> Path | None:
+    """The source tree of an editable install (PEP 660 / PEP 610), or ``None``."""
+    text = dist.read_text("direct_url.json")
+    if not text:
+        return None
+    info = json.loads(text)
+    if not info.get("dir_info", {}).get("editable"):
+        return None
+    url = urlparse(info["url"])
+    return Path(unquote(url.path)) if url.scheme == "file" else None
+
+
+def _fingerprint(source: Path) -> str:
+    """Changes whenever a file of the project may have changed (names, sizes, mtimes; nested projects skipped)."""
+    digest = hashlib.sha256()
+    for directory, subdirs, files in os.walk(source):
+        here = Path(directory)
+        subdirs[:] = sorted(
+            d
+            for d in subdirs
+            if not d.startswith(".")
+            and d not in ("__pycache__", "build", "dist", "node_modules")
+            and not d.endswith(".egg-info")
+            and not (here / d / "pyproject.toml").exists()  # another project (a workspace member)
+        )
+        for name in sorted(files):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            info = (here / name).stat()
+            digest.update(
+                f"{(here / name).relative_to(source)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode()
+            )
+    return digest.hexdigest()[:16]
+
+
+def build_from_source(name: str, source: Path) -> Wheel:
+    """Build (or take from the cache) the wheel of the project at `source`."""
+    with _lock:
+        target = cache_dir() / "built" / f"{canonicalize_name(name)}-{_fingerprint(source)}"
+        existing = sorted(target.glob("*.whl"))
+        if existing:
+            return Wheel.of(existing[0])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            uv = shutil.which("uv")
+            if uv:
+                # --python: build with this interpreter; uv must not go looking for (or download) another.
+                command = [
+                    uv,
+                    "build",
+                    "--wheel",
+                    "--quiet",
+                    "--python",
+                    sys.executable,
+                    "--out-dir",
+                    str(scratch),
+                    str(source),
+                ]
+            elif importlib.util.find_spec("pip"):
+                command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(scratch), str(source)]
+            else:
+                raise ProvisionError(
+                    f"cannot build a wheel of {name} (an editable install at {source}) to ship to the nodes: "
+                    "neither uv nor pip is available here"
+                )
+            _run(command, f"building a wheel of {name} from {source}")
+            built = sorted(scratch.glob("*.whl"))
+            if len(built) != 1:
+                raise ProvisionError(
+                    f"building {name} from {source} produced {len(built)} wheels, expected one"
+                )
+            try:
+                scratch.rename(target)
+            except OSError:  # another process of this client built it meanwhile
+                shutil.rmtree(scratch, ignore_errors=True)
+            return Wheel.of(next(target.glob("*.whl")))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- repacked from an installed distribution -------------------------------------------------------------------
+
+
+def installed_tags(dist: Distribution) -> frozenset[Tag] | None:
+    """The tags of the wheel `dist` was installed from (its ``WHEEL`` file), or ``None`` if it has none."""
+    text = dist.read_text("WHEEL")
+    if not text:
+        return None
+    tags: set[Tag] = set()
+    for value in HeaderParser().parsestr(text).get_all("Tag") or []:
+        tags |= parse_tag(value.strip())
+    return frozenset(tags) or None
+
+
+def repack(dist: Distribution) -> Wheel:
+    """Zip an installed distribution back into a wheel, from the files its ``RECORD`` lists.
+
+    Files installed outside the package directory (console scripts, data files) are left out: the worker imports
+    packages and runs no scripts. The result is byte-for-byte reproducible, so nodes cache it by hash.
+    """
+    tags = installed_tags(dist)
+    files = dist.files
+    record = dist.read_text("RECORD")
+    if tags is None or files is None or record is None:
+        raise ProvisionError(f"{dist.metadata['Name']} was not installed from a wheel; it cannot be repacked")
+    dist_info = next((f.parts[0] for f in files if f.parts[0].endswith(".dist-info")), None)
+    if dist_info is None:
+        raise ProvisionError(f"{dist.metadata['Name']}: no .dist-info directory among its installed files")
+    project, version = dist_info[: -len(".dist-info")].rsplit("-", 1)
+    interpreters, abis, platforms = (
+        sorted({getattr(t, part) for t in tags}) for part in ("interpreter", "abi", "platform")
+    )
+    filename = f"{project}-{version}-{'.'.join(interpreters)}-{'.'.join(abis)}-{'.'.join(platforms)}.whl"
+    key = hashlib.sha256(record.encode()).hexdigest()[:16]
+    with _lock:
+        target = cache_dir() / "repacked" / key / filename
+        if target.exists():
+            return Wheel.of(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{filename}.{os.getpid()}.part")
+        entries: list[str] = []
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+            for member in sorted(files, key=str):
+                parts = member.parts
+                if parts[0] == ".." or "__pycache__" in parts or member.suffix in (".pyc", ".pyo"):
+                    continue
+                if parts[0] == dist_info and len(parts) == 2 and parts[1] in _SKIP_DIST_INFO:
+                    continue
+                source = Path(str(dist.locate_file(member)))
+                if not source.is_file():
+                    raise ProvisionError(
+                        f"{dist.metadata['Name']} {version} is missing an installed file ({member}); reinstall it"
+                    )
+                data = source.read_bytes()
+                info = zipfile.ZipInfo(member.as_posix(), _ZIP_EPOCH)
+                info.external_attr = (stat.S_IMODE(source.stat().st_mode) | stat.S_IFREG) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, data)
+                digest = urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                entries.append(f"{member.as_posix()},sha256={digest},{len(data)}")
+            entries.append(f"{dist_info}/RECORD,,")
+            info = zipfile.ZipInfo(f"{dist_info}/RECORD", _ZIP_EPOCH)
+            info.external_attr = (0o644 | stat.S_IFREG) << 16
+            archive.writestr(info, "\n".join(entries) + "\n", compress_type=zipfile.ZIP_DEFLATED)
+        os.replace(partial, target)
+        return Wheel.of(target)
+
+
+def wheel_of_installed(dist: Distribution) -> Wheel:
+    """The wheel of an installed distribution: built from source when editable, else repacked."""
+    source = editable_source(dist)
+    if source is not None:
+        return build_from_source(dist.metadata["Name"], source)
+    return repack(dist)
+
+
+# --- downloaded for another platform ---------------------------------------------------------------------------
+
+
+def _pip_command() -> list[str]:
+    if importlib.util.find_spec("pip"):
+        return [sys.executable, "-m", "pip"]
+    uv = shutil.which("uv")
+    if uv:
+        # A pip of its own, fetched once into uv's cache, run by this interpreter (uv must not fetch another).
+        return [uv, "tool", "run", "--python", sys.executable, "--from", "pip", "pip"]
+    raise ProvisionError(
+        "cannot download wheels for the nodes: this environment has neither pip nor uv (install one of them)"
+    )
+
+
+def _cached_download(pin: str, facts: NodeFacts) -> Wheel | None:
+    """A wheel fetched earlier for ``name==version`` that the node accepts."""
+    name, _, version = pin.partition("==")
+    folder = cache_dir() / "downloads"
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("*.whl")):
+        found_name, found_version, _, found_tags = parse_wheel_filename(path.name)
+        if (
+            found_name == canonicalize_name(name)
+            and str(found_version) == version
+            and facts.accepts(found_tags)
+        ):
+            return Wheel.of(path)
+    return None
+
+
+def download(
+    requirements: Sequence[str], constraints: Sequence[str], facts: NodeFacts, *, no_deps: bool
+) -> list[Wheel]:
+    """``pip download`` binary wheels of `requirements` (and their dependencies unless `no_deps`) for the node."""
+    if not requirements:
+        return []
+    with _lock:
+        if no_deps:
+            cached = [_cached_download(r, facts) if "==" in r else None for r in requirements]
+            if all(cached):
+                return [w for w in cached if w is not None]
+        folder = cache_dir() / "downloads"
+        folder.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=folder))
+        try:
+            command = [*_pip_command(), "download", "--only-binary=:all:", "--dest", str(scratch)]
+            command += ["--python-version", facts.python_minor, "--implementation", "cp"]
+            for abi in (facts.abi, "abi3", "none"):
+                command += ["--abi", abi]
+            for platform in facts.platforms:
+                command += ["--platform", platform]
+            command += ["--no-deps"] if no_deps else []
+            if constraints:
+                constraint_file = scratch / "constraints.txt"
+                constraint_file.write_text("\n".join(constraints) + "\n")
+                command += ["--constraint", str(constraint_file)]
+            command += list(requirements)
+            _run(
+                command,
+                f"downloading wheels of {', '.join(requirements)} for the nodes ({facts.platform_key}, Python "
+                f"{facts.python_minor})",
+            )
+            wheels = []
+            for path in sorted(scratch.glob("*.whl")):
+                kept = folder / path.name
+                os.replace(path, kept)
+                wheels.append(Wheel.of(kept))
+            return wheels
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- what a node needs -----------------------------------------------------------------------------------------
+
+
+def offline_wheelhouse(pins: Mapping[str, Pin], unresolved: Iterable[str], facts: NodeFacts) -> list[Wheel]:
+    """Every wheel a node without index access needs to install `pins` and `unresolved` requirements.
+
+    The client's own installed copies are used wherever they fit the node; the rest is downloaded.
+    """
+    wheels: list[Wheel] = []
+    to_download: list[str] = []
+    for pin in pins.values():
+        tags = installed_tags(pin.dist)
+        if editable_source(pin.dist) is not None or (tags is not None and facts.accepts(tags)):
+            wheels.append(wheel_of_installed(pin.dist))
+        else:
+            to_download.append(str(pin))
+    wheels += download(to_download, (), facts, no_deps=True)
+    wheels += download(list(unresolved), [str(pin) for pin in pins.values()], facts, no_deps=False)
+    return list({wheel.sha256: wheel for wheel in wheels}.values())
+
+
+def uv_version() -> str | None:
+    """The version of the client's uv, to give the nodes the same one."""
+    uv = shutil.which("uv")
+    if not uv:
+        return None
+    try:
+        output = subprocess.run(
+            [uv, "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    parts = output.split()
+    return parts[1] if len(parts) >= 2 else None
+
+
+def uv_wheel(facts: NodeFacts) -> Wheel | None:
+    """A uv wheel for the node (its binary is all the node takes from it), or ``None`` when none can be had."""
+    version = uv_version()
+    requirement = f"uv=={version}" if version else "uv"
+    try:
+        found = download([requirement], (), facts, no_deps=True)
+    except ProvisionError:
+        return None
+    return next((w for w in found if w.filename.startswith("uv-")), None)
+
+
+def _run(command: list[str], what: str) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip().splitlines()[-_OUTPUT_TAIL:]
+        raise ProvisionError(f"{what} failed (exit {result.returncode}):\n" + "\n".join(output))
