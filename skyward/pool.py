@@ -18,11 +18,12 @@ from typing import Any, TypeVar
 
 from skyward import plugins as plugin_registry
 from skyward.blobs import BlobIndex
+from skyward.code_shipping import ship_local_modules_by_value
 from skyward.errors import NoActivePool, ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import shared_loop
+from skyward.payload import EncodedTask, encode_task
 from skyward.providers.base import Deployment, NodeInfo, Provider
-from skyward.payload import encode_task
 from skyward.providers.local import Local
 from skyward.scheduler import NodeSlots, Scheduler, TransferStats
 from skyward.spec import ClusterSpec, Worker
@@ -227,14 +228,19 @@ class ComputePool:
         its node when it has not started there.
         """
         scheduler = self._require_scheduler()
-        return scheduler.submit(encode_task(fn, args, kwargs, self._blob_index))
+        return scheduler.submit(self._encode(fn, args, kwargs))
 
     def broadcast(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> list[R]:
         """Run ``fn(*args, **kwargs)`` once on every live node; results in node order."""
         scheduler = self._require_scheduler()
-        encoded = encode_task(fn, args, kwargs, self._blob_index)
+        encoded = self._encode(fn, args, kwargs)
         futures = [scheduler.submit(encoded, pinned_node=node.index) for node in scheduler.nodes if node.alive]
         return [future.result() for future in futures]
+
+    def _encode(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> EncodedTask:
+        if not getattr(self.provider, "shares_client_files", False):
+            ship_local_modules_by_value()
+        return encode_task(fn, args, kwargs, self._blob_index)
 
     def cancel_all(self) -> int:
         """Cancel every task of this pool that has not finished; returns how many were cancelled."""

@@ -50,9 +50,14 @@ class Deployment(Protocol):
 
 
 class Provider(Protocol):
-    """Configuration of where nodes run; `launch` starts them for one pool."""
+    """Configuration of where nodes run; `launch` starts them for one pool.
+
+    `shares_client_files` is True when nodes see this machine's files (the Local provider): the user's own
+    modules are then imported there as here. Otherwise they travel by value (`skyward.code_shipping`).
+    """
 
     name: str
+    shares_client_files: bool
 
     def launch(self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> Deployment:
         """Start `cluster.nodes` agents with `image`, handing each the pool's `secret` (never on a command line).

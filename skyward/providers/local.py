@@ -43,6 +43,7 @@ class Local:
     start_timeout: float = 60.0
     forward_output: bool = True
     name: str = field(default="local", init=False)
+    shares_client_files: bool = field(default=True, init=False)
 
     def launch(self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> LocalDeployment:
         check_image(image)
