@@ -1,1 +1,32 @@
-"""Placeholder until the joblib plugin lands."""
+"""skyward-joblib: ``joblib.Parallel(n_jobs=-1)`` on every worker slot of a skyward pool.
+
+    import skyward as sky
+    from joblib import Parallel, delayed
+
+    with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=4), plugins=[sky.plugins.joblib()]):
+        results = Parallel(n_jobs=-1)(delayed(task)(i) for i in range(1000))   # 8 slots
+
+The plugin pins the client's joblib version on the nodes (pickled batches are not portable across joblib
+versions) and, for the pool's block, makes `SkywardBackend` joblib's active backend.
+"""
+
+from skyward_joblib.activation import BACKEND_NAME, register_default, skyward_backend
+from skyward_joblib.backend import NOT_CONFIGURED, SkywardBackend
+from skyward_joblib.plugin import JoblibPlugin, exact_version, plugin
+from skyward_joblib.warning_filters import is_stdlib_category, stdlib_warning_filters
+
+# `parallel_config(backend="skyward")` outside a pool block then says what is wrong instead of "Invalid backend".
+register_default()
+
+__all__ = [
+    "BACKEND_NAME",
+    "NOT_CONFIGURED",
+    "JoblibPlugin",
+    "SkywardBackend",
+    "exact_version",
+    "is_stdlib_category",
+    "plugin",
+    "register_default",
+    "skyward_backend",
+    "stdlib_warning_filters",
+]

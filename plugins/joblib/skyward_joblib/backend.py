@@ -1,0 +1,184 @@
+"""`SkywardBackend`: joblib's ``Parallel`` on the worker slots of a skyward pool (joblib >= 1.5 protocol).
+
+joblib drives it like this for each ``Parallel(...)(tasks)`` call: ``configure`` -> ``start_call`` ->
+``submit(batch, callback)`` for up to ``pre_dispatch`` batches -> each completion calls ``callback``, which reads
+the outcome through ``retrieve_result_callback`` and dispatches the next batch -> ``stop_call`` -> ``terminate``.
+The first task error (or a ``timeout``) makes joblib call ``abort_everything``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from joblib._parallel_backends import AutoBatchingMixin, ParallelBackendBase, SequentialBackend
+
+from skyward import current_pool
+from skyward.errors import NoActivePool
+from skyward_joblib.window import BatchFuture, BatchWindow
+
+if TYPE_CHECKING:
+    from joblib import Parallel
+
+    from skyward import ComputePool
+
+NOT_CONFIGURED = "skyward backend not configured: use it inside a ComputePool block"
+
+
+class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
+    """Runs joblib batches on the slots of a skyward `ComputePool`.
+
+    Args:
+        pool: the pool to run on. ``None`` means the innermost active pool, looked up at each ``Parallel`` call.
+        task_timeout: a default ``timeout`` (seconds) for ``Parallel`` calls that set none; joblib applies it to
+            each batch and raises ``TimeoutError`` when one takes longer.
+        nesting_level, inner_max_num_threads, backend_kwargs: as joblib passes them to every backend.
+
+    ``n_jobs``: ``-1`` is every live slot of the pool (``pool.total_slots``), ``-2`` all but one, and so on; a
+    positive value is honoured as given (more than the pool's slots just queues on the pool), and at most that
+    many batches run at once. ``n_jobs=1`` runs in this process, as with every joblib backend. ``None`` (unset)
+    means 1, as joblib documents. A negative value that leaves one slot still runs on the pool, one batch at a
+    time.
+
+    Example::
+
+        with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=4)) as pool:
+            with joblib.parallel_config(backend=SkywardBackend(pool)):
+                Parallel(n_jobs=-1)(delayed(f)(x) for x in range(100))
+    """
+
+    supports_retrieve_callback = True  # enables return_as="generator"/"generator_unordered" and timeout=
+    uses_threads = False
+    supports_sharedmem = False  # joblib falls back to local threads for require="sharedmem"
+    supports_inner_max_num_threads = False
+
+    def __init__(
+        self,
+        pool: ComputePool | None = None,
+        *,
+        task_timeout: float | None = None,
+        nesting_level: int | None = None,
+        inner_max_num_threads: int | None = None,
+        **backend_kwargs: Any,
+    ) -> None:
+        super().__init__(
+            nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads, **backend_kwargs
+        )
+        if task_timeout is not None and task_timeout <= 0:
+            raise ValueError(f"task_timeout must be positive, got {task_timeout}")
+        self.pool = pool
+        self.task_timeout = task_timeout
+        self.parallel: Parallel | None = None
+        self._window: BatchWindow | None = None
+        # How long the batch whose outcome this thread is delivering ran on the pool; see `batch_completed`.
+        self._completing = threading.local()
+
+    # --- the pool ------------------------------------------------------------------------------------------
+
+    def _live_pool(self) -> ComputePool:
+        """The pool to run on; raises `NoActivePool` outside every pool block or once the pool has ended."""
+        pool = self.pool
+        if pool is None:
+            try:
+                pool = current_pool()
+            except NoActivePool:
+                raise NoActivePool(NOT_CONFIGURED) from None
+        if pool.total_slots < 1:  # the block has ended (or every node is lost)
+            raise NoActivePool(f"{NOT_CONFIGURED} ({pool!r} has no live slots)")
+        return pool
+
+    def _concurrency(self, pool: ComputePool, n_jobs: int | None) -> int:
+        """How many batches may run at once for `n_jobs` (joblib's convention: -1 is every live slot)."""
+        if n_jobs == 0:
+            raise ValueError("n_jobs == 0 in Parallel has no meaning")
+        if n_jobs is None:
+            n_jobs = self.default_n_jobs
+        if n_jobs < 0:
+            return max(pool.total_slots + 1 + n_jobs, 1)
+        return n_jobs
+
+    def effective_n_jobs(self, n_jobs: int | None) -> int:
+        """The worker count joblib plans with: -1 is every live slot of the pool.
+
+        joblib runs a call it believes has one worker in this process. Only an explicit ``n_jobs=1`` (or unset)
+        means that here; a negative ``n_jobs`` that leaves one slot (``-1`` on a one-slot pool) is reported as 2
+        so the work still goes to the pool, where the window keeps it to one batch at a time.
+        """
+        return _planned(self._concurrency(self._live_pool(), n_jobs), n_jobs)
+
+    # --- joblib's lifecycle --------------------------------------------------------------------------------
+
+    def configure(
+        self,
+        n_jobs: int | None = 1,
+        parallel: Parallel | None = None,
+        prefer: str | None = None,
+        require: str | None = None,
+        **backend_kwargs: Any,
+    ) -> int:
+        pool = self._live_pool()
+        concurrency = self._concurrency(pool, n_jobs)
+        self.parallel = parallel
+        if self.task_timeout is not None and parallel is not None and parallel.timeout is None:
+            parallel.timeout = self.task_timeout
+        # A fresh window per call: late completions of an aborted call cannot touch the next one.
+        self._window = BatchWindow(pool, concurrency)
+        return _planned(concurrency, n_jobs)
+
+    def submit(self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None) -> BatchFuture:
+        """Send one batch to the pool; `callback` runs with its future when it ends (success or not)."""
+        if self._window is None:
+            raise RuntimeError("SkywardBackend.submit called before configure()")
+        future = self._window.submit(func)
+        if callback is not None:
+            future.add_done_callback(callback)
+        return future
+
+    def retrieve_result_callback(self, out: BatchFuture) -> Any:
+        """The batch's results, or its exception (with the remote traceback) raised."""
+        self._completing.run_seconds = out.run_seconds
+        return out.result()
+
+    def batch_completed(self, batch_size: int, duration: float) -> None:
+        # joblib measures from `submit`, which counts the time a batch waited in the window behind n_jobs others
+        # (about one batch duration with the default pre_dispatch): that would halve the batch sizes it picks.
+        # joblib calls this right after `retrieve_result_callback`, on the same thread: use the time the batch
+        # really spent on the pool.
+        run_seconds = getattr(self._completing, "run_seconds", None)
+        self._completing.run_seconds = None
+        super().batch_completed(batch_size, run_seconds if run_seconds is not None else duration)
+
+    def abort_everything(self, ensure_ready: bool = True) -> None:
+        """Drop the waiting batches and cancel the running ones (on their nodes, where not started yet)."""
+        window = self._window
+        if window is None:
+            return
+        # The cancelled window stays halted: a batch a racing callback still submits waits there, never runs.
+        window.cancel_all()
+        if ensure_ready:
+            self._window = window.renewed()
+
+    def terminate(self) -> None:
+        # Nothing is left in flight after a finished call; after an abandoned one, whatever is left goes.
+        if self._window is not None:
+            self._window.cancel_all()
+            self._window = None
+        self.reset_batch_stats()
+
+    def get_nested_backend(self) -> tuple[ParallelBackendBase, int | None]:
+        """``Parallel`` inside a task runs sequentially on its node.
+
+        This object is pickled into every batch: joblib's `SequentialBackend` is a few bytes.
+        """
+        return SequentialBackend(nesting_level=(self.nesting_level or 0) + 1), None
+
+    def __repr__(self) -> str:
+        return f"SkywardBackend(pool={self.pool!r})"
+
+
+def _planned(concurrency: int, n_jobs: int | None) -> int:
+    """The worker count to report to joblib for `concurrency` batches at once (see `effective_n_jobs`)."""
+    if concurrency == 1 and n_jobs not in (1, None):
+        return 2
+    return concurrency

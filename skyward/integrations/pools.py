@@ -1,0 +1,171 @@
+"""`JoblibPool` and `ScikitLearnPool`: the pool classes of the older docs, as thin layers over `ComputePool`.
+
+``JoblibPool(nodes=2, concurrency=4)`` is ``ComputePool(nodes=2, worker=Worker(concurrency=4),
+plugins=[sky.plugins.joblib()])``. Resource parameters of the older API (``machine``, ``accelerator``, ``cpu``,
+``memory``, ``allocation``) are refused with a clear error when the provider cannot honour them, never ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from skyward.image import Image
+from skyward.integrations._plugins import require
+from skyward.pool import ComputePool
+from skyward.providers.base import Provider
+from skyward.providers.local import Local
+from skyward.spec import Worker
+
+DEFAULT_ALLOCATION = "spot-if-available"
+
+
+def _refuse_unhonoured(cls_name: str, provider: Provider, **requested: Any) -> None:
+    """Raise `ValueError` naming every resource parameter that was set but that `provider` cannot honour.
+
+    No provider takes resource settings from these layers yet: instance types, accelerators and allocation
+    strategies belong to the provider's own configuration.
+    """
+    given = {name: value for name, value in requested.items() if value is not None}
+    if given.get("allocation") == DEFAULT_ALLOCATION:
+        del given["allocation"]  # "spot if available": always satisfiable (no spot here means on-demand)
+    if not given:
+        return
+    settings = ", ".join(f"{name}={value!r}" for name, value in given.items())
+    if isinstance(provider, Local):
+        why = (
+            "Local nodes are worker processes on this machine: they have its CPUs, memory and accelerators, "
+            "and there is no instance type or spot market to choose"
+        )
+    else:
+        why = f"the {provider.name!r} provider takes these settings in its own configuration, not from {cls_name}"
+    raise ValueError(f"{cls_name}({settings}) cannot be honoured: {why}. Remove them.")
+
+
+def _pool_arguments(
+    cls_name: str,
+    make_plugin: Callable[[float | None], object],
+    provider: Provider | None,
+    nodes: int,
+    concurrency: int,
+    image: Image | None,
+    timeout: float | None,
+    **resources: Any,
+) -> dict[str, Any]:
+    """`ComputePool`'s arguments for the older API's, after refusing what cannot be honoured."""
+    provider = provider if provider is not None else Local()
+    _refuse_unhonoured(cls_name, provider, **resources)
+    if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    return {
+        "provider": provider,
+        "nodes": nodes,
+        "worker": Worker(concurrency=concurrency),
+        "image": image,
+        "plugins": [make_plugin(timeout)],
+    }
+
+
+class JoblibPool(ComputePool):
+    """A `ComputePool` with the joblib plugin: ``Parallel(n_jobs=-1)`` inside the block uses every slot.
+
+    Args:
+        provider: where nodes run; ``None`` is `sky.Local()`.
+        nodes: how many nodes.
+        concurrency: slots per node (tasks one node runs at once).
+        machine, accelerator, cpu, memory: resource requests; refused (``ValueError``) when the provider cannot
+            honour them.
+        image: the node image; joblib is added to it.
+        allocation: ``"spot-if-available"``; any other strategy is refused where the provider has none.
+        timeout: seconds a joblib batch may take before ``Parallel`` raises ``TimeoutError`` (a default for
+            ``Parallel`` calls that pass no ``timeout``); ``None`` for no limit.
+        joblib_version: joblib for the nodes; ``None`` pins the client's version.
+
+    Example::
+
+        with JoblibPool(nodes=2, concurrency=4) as pool:
+            Parallel(n_jobs=-1)(delayed(f)(x) for x in data)     # pool.total_slots == 8
+    """
+
+    def __init__(
+        self,
+        provider: Provider | None = None,
+        nodes: int = 1,
+        concurrency: int = 1,
+        machine: str | None = None,
+        image: Image | None = None,
+        accelerator: str | None = None,
+        cpu: int | None = None,
+        memory: str | None = None,
+        allocation: str = DEFAULT_ALLOCATION,
+        timeout: float | None = 3600,
+        joblib_version: str | None = None,
+    ) -> None:
+        def make_plugin(task_timeout: float | None) -> object:
+            skyward_joblib = require("skyward_joblib", "skyward-joblib")
+            return skyward_joblib.JoblibPlugin(joblib_version, task_timeout=task_timeout)
+
+        super().__init__(
+            **_pool_arguments(
+                type(self).__name__,
+                make_plugin,
+                provider,
+                nodes,
+                concurrency,
+                image,
+                timeout,
+                machine=machine,
+                accelerator=accelerator,
+                cpu=cpu,
+                memory=memory,
+                allocation=allocation,
+            )
+        )
+
+
+class ScikitLearnPool(ComputePool):
+    """A `ComputePool` with the scikit-learn plugin: ``n_jobs=-1`` in scikit-learn uses every slot.
+
+    The arguments are `JoblibPool`'s, with ``sklearn_version`` (``None`` pins the client's scikit-learn) instead
+    of ``joblib_version`` (joblib always matches the client's).
+
+    Example::
+
+        with ScikitLearnPool(nodes=2, concurrency=4):
+            GridSearchCV(SVC(), grid, n_jobs=-1).fit(X, y)
+    """
+
+    def __init__(
+        self,
+        provider: Provider | None = None,
+        nodes: int = 1,
+        concurrency: int = 1,
+        machine: str | None = None,
+        image: Image | None = None,
+        accelerator: str | None = None,
+        cpu: int | None = None,
+        memory: str | None = None,
+        allocation: str = DEFAULT_ALLOCATION,
+        timeout: float | None = 3600,
+        sklearn_version: str | None = None,
+    ) -> None:
+        def make_plugin(task_timeout: float | None) -> object:
+            skyward_sklearn = require("skyward_sklearn", "skyward-sklearn")
+            return skyward_sklearn.SklearnPlugin(sklearn_version, task_timeout=task_timeout)
+
+        super().__init__(
+            **_pool_arguments(
+                type(self).__name__,
+                make_plugin,
+                provider,
+                nodes,
+                concurrency,
+                image,
+                timeout,
+                machine=machine,
+                accelerator=accelerator,
+                cpu=cpu,
+                memory=memory,
+                allocation=allocation,
+            )
+        )
