@@ -25,8 +25,8 @@ from typing import Any
 from skyward import wire
 from skyward.blobs import BlobIndex
 from skyward.errors import NodeLost, SkywardError
-from skyward.payload import EncodedTask
 from skyward.ioloop import EventLoopThread
+from skyward.payload import EncodedTask
 from skyward.transport import LinkError, NodeLink
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -69,9 +69,8 @@ def test_around_client_is_exited_when_the_block_raises() -> None:
 
 def test_around_client_is_exited_on_keyboard_interrupt() -> None:
     events: list[str] = []
-    with pytest.raises(KeyboardInterrupt):
-        with sky.ComputePool(nodes=1, plugins=[Recorder("a", events)]):
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), sky.ComputePool(nodes=1, plugins=[Recorder("a", events)]):
+        raise KeyboardInterrupt
     assert events[-1] == "exit:a"
 
 
@@ -81,9 +80,8 @@ def test_image_transform_must_return_an_image() -> None:
         def image_transform(self, image: sky.Image) -> str:
             return "not an image"
 
-    with pytest.raises(TypeError, match="image_transform"):
-        with sky.ComputePool(nodes=1, plugins=[Broken()]):
-            pass
+    with pytest.raises(TypeError, match="image_transform"), sky.ComputePool(nodes=1, plugins=[Broken()]):
+        pass
 
 
 def test_an_object_without_hooks_is_not_a_plugin() -> None:

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from proc_utils import process_exists, wait_gone
 
 import skyward as sky
-from proc_utils import process_exists, wait_gone
 
 
 @sky.compute
@@ -40,10 +40,9 @@ def test_no_worker_left_after_a_normal_exit() -> None:
 
 
 def test_no_worker_left_after_an_exception_in_the_block() -> None:
-    with pytest.raises(ZeroDivisionError):
-        with sky.ComputePool(nodes=2) as pool:
-            pids = _worker_pids(pool)
-            1 / 0
+    with pytest.raises(ZeroDivisionError), sky.ComputePool(nodes=2) as pool:
+        pids = _worker_pids(pool)
+        1 / 0
     assert wait_gone(pids, timeout=1) == set()
 
 
@@ -114,9 +113,8 @@ def test_workers_exit_by_themselves_when_the_client_is_killed(tmp_path: Path) ->
 
 def test_local_refuses_an_image_it_cannot_satisfy() -> None:
     image = sky.Image(pip=("surely-not-installed-package-xyz", "pluggy<0.1"))
-    with pytest.raises(sky.ProvisionError) as caught:
-        with sky.ComputePool(image=image):
-            pass
+    with pytest.raises(sky.ProvisionError) as caught, sky.ComputePool(image=image):
+        pass
     message = str(caught.value)
     assert "surely-not-installed-package-xyz" in message and "not installed" in message
     assert "pluggy<0.1" in message and "installed:" in message
@@ -178,9 +176,8 @@ def test_image_rejects_a_bare_string() -> None:
 
 def test_a_pool_cannot_be_entered_twice_at_once() -> None:
     pool = sky.ComputePool(nodes=1)
-    with pool:
-        with pytest.raises(sky.SkywardError, match="already active"):
-            pool.__enter__()
+    with pool, pytest.raises(sky.SkywardError, match="already active"):
+        pool.__enter__()
     # and can be used again afterwards
     with pool:
         assert pid() >> pool != os.getpid()

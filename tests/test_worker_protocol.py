@@ -10,8 +10,8 @@ import pytest
 
 import skyward as sky
 from skyward import wire
-from skyward.payload import encode_task
 from skyward.ioloop import shared_loop
+from skyward.payload import encode_task
 from skyward.transport import NodeLink
 
 

@@ -19,10 +19,9 @@ import time
 
 from skyward import transport
 from skyward.blobs import BlobStore
+from skyward.worker import READY_PREFIX
 from skyward.worker.agent import TaskRunner
 from skyward.worker.slots import make_slots
-
-from skyward.worker import READY_PREFIX
 
 
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
