@@ -42,19 +42,47 @@ class BlobMissing(KeyError):
 # --- recognizing large objects -----------------------------------------------------------------------------
 
 
-def _nbytes(obj: object) -> int:
-    """Size of a candidate, or -1 for an object that is never a blob. Called for every pickled object: cheap."""
-    kind = type(obj)
+def _bytes_size(obj: Any) -> int:
+    return len(obj)
+
+
+def _array_size(obj: Any) -> int:
+    return -1 if obj.dtype.hasobject else int(obj.nbytes)
+
+
+def _frame_size(obj: Any) -> int:
+    return int(obj.memory_usage(index=True, deep=False).sum())
+
+
+def _series_size(obj: Any) -> int:
+    return int(obj.memory_usage(index=True, deep=False))
+
+
+def _sizer_for(kind: type) -> Callable[[Any], int] | None:
     if kind is bytes or kind is bytearray:
-        return len(obj)  # type: ignore[arg-type]
-    module = kind.__module__
-    if module == "numpy" and kind.__name__ == "ndarray":
-        return -1 if obj.dtype.hasobject else int(obj.nbytes)  # type: ignore[attr-defined]
-    if module.startswith("pandas.") and kind.__name__ in ("DataFrame", "Series"):
-        return int(obj.memory_usage(index=True, deep=False).sum()) if kind.__name__ == "DataFrame" else int(
-            obj.memory_usage(index=True, deep=False)  # type: ignore[attr-defined]
-        )
-    return -1
+        return _bytes_size
+    module, name = kind.__module__, kind.__name__
+    if module == "numpy" and name == "ndarray":
+        return _array_size
+    if module.startswith("pandas.") and name == "DataFrame":
+        return _frame_size
+    if module.startswith("pandas.") and name == "Series":
+        return _series_size
+    return None
+
+
+# The pickler asks about every object it meets (a joblib batch holds about a hundred): one dict lookup per type.
+_SIZERS: dict[type, Callable[[Any], int] | None] = {}
+
+
+def _nbytes(obj: object) -> int:
+    """Size of a candidate, or -1 for an object that is never a blob."""
+    kind = type(obj)
+    try:
+        sizer = _SIZERS[kind]
+    except KeyError:
+        sizer = _SIZERS[kind] = _sizer_for(kind)
+    return -1 if sizer is None else sizer(obj)
 
 
 def _fingerprint(obj: Any) -> object:
@@ -169,7 +197,8 @@ class BlobPickler(cloudpickle.Pickler):
         self.blobs: dict[bytes, object] = {}
 
     def persistent_id(self, obj: object) -> tuple[str, bytes] | None:  # type: ignore[override]
-        if _nbytes(obj) < self._index.threshold:
+        sizer = _SIZERS.get(type(obj), _nbytes)  # inlined fast path: most objects are of a known, small type
+        if sizer is None or sizer(obj) < self._index.threshold:
             return None
         digest = self._index.digest(obj)
         self.blobs[digest] = obj

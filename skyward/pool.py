@@ -58,6 +58,9 @@ class ComputePool:
         image: what each node has installed (`sky.Image`); plugins may extend it.
         plugins: plugin objects (e.g. ``sky.plugins.joblib()``), applied in this order.
         retries: how many times a task is sent again when its node is lost.
+        prefetch: tasks each node keeps queued beyond its slots, so a slot that frees up starts its next task
+            without a round trip to the client; ``None`` is one per slot. Tasks queued on a busy node move to
+            an idle one when nothing else is waiting (work stealing), so this costs no balance at the tail.
         lease: seconds a node keeps running without word from this client before it stops itself.
 
     Example::
@@ -75,6 +78,7 @@ class ComputePool:
         plugins: Sequence[object] = (),
         *,
         retries: int = 3,
+        prefetch: int | None = None,
         lease: float = 60.0,
     ) -> None:
         if not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1:
@@ -87,6 +91,8 @@ class ComputePool:
             raise ValueError(f"retries must be >= 0, got {retries}")
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease}")
+        if prefetch is not None and (not isinstance(prefetch, int) or prefetch < 0):
+            raise ValueError(f"prefetch must be an int >= 0 or None, got {prefetch!r}")
         self.provider: Provider = provider if provider is not None else Local()
         self.worker = worker or Worker()
         self.image = image or Image()
@@ -94,6 +100,7 @@ class ComputePool:
         for plugin in self.plugins:
             _check_plugin(plugin)
         self.retries = retries
+        self.prefetch = self.worker.concurrency if prefetch is None else prefetch
         self.lease = lease
         self.cluster = ClusterSpec(
             pool_id=f"sky-{uuid.uuid4().hex[:8]}",
@@ -152,7 +159,7 @@ class ComputePool:
             except SkywardError as exc:
                 raise ProvisionError(f"node {started.info.name} started but cannot be reached: {exc}") from exc
         slots = [
-            NodeSlots(n.info.index, n.info.name, n.info.concurrency, link)
+            NodeSlots(n.info.index, n.info.name, n.info.concurrency, link, prefetch=self.prefetch)
             for n, link in zip(self._deployment.nodes, self._links, strict=True)
         ]
         self._scheduler = Scheduler(
@@ -252,6 +259,11 @@ class ComputePool:
     def total_slots(self) -> int:
         """Slots of the live nodes: nodes x concurrency while none is lost."""
         return self._scheduler.total_slots if self._scheduler is not None else 0
+
+    @property
+    def dispatch_capacity(self) -> int:
+        """Tasks the live nodes hold at once: `total_slots` plus what each node keeps queued (``prefetch``)."""
+        return self._scheduler.dispatch_capacity if self._scheduler is not None else 0
 
     @property
     def concurrency(self) -> int:

@@ -1,7 +1,11 @@
 """Client-side scheduling: which node slot runs each task, and what happens when it ends.
 
-- Each task goes to the least-loaded live node with a free slot; when every slot is busy tasks wait FIFO.
-  A node never has more tasks in flight than it has slots.
+- Each task goes to the least-loaded live node with room; when there is none, tasks wait FIFO.
+  A node runs at most `capacity` tasks at once; up to `prefetch` more wait in its own queue, so that a slot
+  that frees up starts its next task without waiting a round trip for the client.
+- Work stealing: when the client's queue is empty and a node has idle slots while another holds tasks queued
+  beyond its slots, one of those is withdrawn (only if it has not started) and sent to the idle node. Without
+  it, prefetched tasks could wait behind a long task while other slots idle.
 - Completions are decoded and delivered (futures resolved, their callbacks run) on a thread of their own, never
   on the I/O loop.
 - A cancelled future is dropped from the queue, or its node is told to drop it; its slot is counted busy until
@@ -40,6 +44,7 @@ class Task:
     attempts: int = 0
     node: int | None = None  # where it runs now
     cancel_sent: bool = False
+    stealing: bool = False  # asked to withdraw it from its node's queue, to run it elsewhere
 
 
 @dataclass(eq=False)
@@ -50,14 +55,25 @@ class NodeSlots:
     name: str
     capacity: int
     link: NodeLink
+    prefetch: int = 0
     alive: bool = True
-    running: dict[str, Task] = field(default_factory=dict)
+    running: dict[str, Task] = field(default_factory=dict)  # in flight on the node, oldest first
     blobs: set[bytes] = field(default_factory=set)  # digests this node holds, as far as we know
     uploads: dict[bytes, asyncio.Future[None]] = field(default_factory=dict)  # in flight, on the I/O loop
 
     @property
     def free(self) -> int:
-        return self.capacity - len(self.running) if self.alive else 0
+        """How many more tasks the node takes now (slots plus its queue)."""
+        return self.capacity + self.prefetch - len(self.running) if self.alive else 0
+
+    @property
+    def idle_slots(self) -> int:
+        return max(0, self.capacity - len(self.running)) if self.alive else 0
+
+    @property
+    def queued_here(self) -> int:
+        """Tasks waiting in the node's own queue (in flight beyond its slots)."""
+        return max(0, len(self.running) - self.capacity)
 
     @property
     def load(self) -> float:
@@ -101,6 +117,7 @@ class Scheduler:
         self._on_node_lost = on_node_lost
         self._outbox: list[Task] = []
         self._wakeup_pending = False
+        self._steals_pending = 0
         self._closed = False
         self._completer = threading.Thread(target=self._deliver, name="skyward-results", daemon=True)
         self._completer.start()
@@ -136,6 +153,11 @@ class Scheduler:
         return sum(node.capacity for node in self.nodes if node.alive)
 
     @property
+    def dispatch_capacity(self) -> int:
+        """Tasks the live nodes hold at once: their slots plus their queues."""
+        return sum(node.capacity + node.prefetch for node in self.nodes if node.alive)
+
+    @property
     def queued(self) -> int:
         return len(self._queue) + sum(len(q) for q in self._pinned.values())
 
@@ -143,7 +165,7 @@ class Scheduler:
         return [node for node in self.nodes if node.alive]
 
     def _assign_locked(self) -> list[Task]:
-        """Move queued tasks onto free slots; returns what to send."""
+        """Move queued tasks onto nodes with room; returns what to send."""
         out: list[Task] = []
         for node in self.nodes:
             pinned = self._pinned[node.index]
@@ -155,7 +177,26 @@ class Scheduler:
                 break
             node = min(candidates, key=lambda n: n.load)
             self._start_locked(self._queue.popleft(), node, out)
+        if not self._queue:
+            self._plan_steals_locked()
         return out
+
+    def _plan_steals_locked(self) -> None:
+        """Withdraw tasks queued on busy nodes while other nodes have idle slots (see the module docstring)."""
+        idle = sum(node.idle_slots for node in self.nodes)
+        while idle > self._steals_pending:
+            victim = max(self.nodes, key=lambda n: n.queued_here if n.alive else -1)
+            candidates = [
+                task
+                for task in list(victim.running.values())[victim.capacity :]
+                if not (task.stealing or task.cancel_sent or task.pinned_node is not None)
+            ]
+            if not victim.alive or not candidates:
+                return
+            task = candidates[-1]  # the most recent: the last one the node would start
+            task.stealing = True
+            self._steals_pending += 1
+            self._io.run(self._cancel_remote(victim, (task.id,), stop_running=False))
 
     def _start_locked(self, task: Task, node: NodeSlots, out: list[Task]) -> None:
         if task.future.done():  # cancelled while queued
@@ -201,11 +242,21 @@ class Scheduler:
             return
         except BaseException as exc:  # noqa: BLE001 - delivered to the caller's future
             outcome = exc
+        stolen = False
         with self._lock:
             node.running.pop(task.id, None)
+            if task.stealing:
+                task.stealing = False
+                self._steals_pending -= 1
+                # Withdrawn before it started: run it elsewhere (unless the user cancelled it meanwhile).
+                stolen = isinstance(outcome, bytes) and wire.is_cancelled(outcome) and not task.future.done()
+                if stolen:
+                    task.attempts -= 1  # a steal is not a failure: it does not count against the retries
+                    self._queue.appendleft(task)
             to_send = self._assign_locked()
         self._send(to_send)
-        self._completions.put((task, node.name, outcome))
+        if not stolen:
+            self._completions.put((task, node.name, outcome))
 
     async def _run_with_blobs(self, node: NodeSlots, task: Task) -> bytes:
         digests = tuple(task.blobs)
@@ -312,11 +363,11 @@ class Scheduler:
                 return  # still queued (skipped when dequeued) or finished
             task.cancel_sent = True
         node = self.nodes[running_on]
-        self._io.run(self._cancel_remote(node, (task.id,)))
+        self._io.run(self._cancel_remote(node, (task.id,), stop_running=True))
 
-    async def _cancel_remote(self, node: NodeSlots, task_ids: tuple[str, ...]) -> None:
+    async def _cancel_remote(self, node: NodeSlots, task_ids: tuple[str, ...], *, stop_running: bool) -> None:
         try:
-            await node.link.cancel(task_ids)
+            await node.link.cancel(task_ids, stop_running=stop_running)
         except SkywardError:
             pass  # a node that cannot be told has bigger problems, which _run will see
 

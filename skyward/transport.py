@@ -75,6 +75,7 @@ class PutBlob(Askable[int]):
 class CancelTasks(Askable[int]):
     secret: bytes
     task_ids: tuple[str, ...]
+    stop_running: bool  # False: withdraw only tasks that have not started (work stealing)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class NodeHandler(Protocol):
 
     def put_blob(self, secret: bytes, digest: bytes, offset: int, total: int, chunk: bytes) -> bool: ...
 
-    def cancel(self, secret: bytes, task_ids: tuple[str, ...]) -> int: ...
+    def cancel(self, secret: bytes, task_ids: tuple[str, ...], stop_running: bool) -> int: ...
 
     def heartbeat(self, secret: bytes) -> bool: ...
 
@@ -116,7 +117,7 @@ async def task_executor(ctx: Context[int, RunTask | PutBlob | CancelTasks | Hear
                 else:
                     msg.reply_to.tell(1 if whole else 0)
             case CancelTasks():
-                msg.reply_to.tell(handler.cancel(msg.secret, msg.task_ids))
+                msg.reply_to.tell(handler.cancel(msg.secret, msg.task_ids, msg.stop_running))
             case Heartbeat():
                 msg.reply_to.tell(handler.heartbeat(msg.secret))
 
@@ -212,8 +213,8 @@ class NodeLink:
             if answer < 0:
                 raise LinkError(f"the node refused blob {digest.hex()[:12]}")
 
-    async def cancel(self, task_ids: tuple[str, ...]) -> int:
-        return await self._ask(CancelTasks(self._secret, task_ids))
+    async def cancel(self, task_ids: tuple[str, ...], *, stop_running: bool = True) -> int:
+        return await self._ask(CancelTasks(self._secret, task_ids, stop_running))
 
     async def heartbeat(self) -> bool:
         return await self._ask(Heartbeat(self._secret))

@@ -136,3 +136,62 @@ def test_a_crashing_process_slot_is_replaced(tmp_path: Path) -> None:
         with pytest.raises(RuntimeError, match="exit code 7"):
             die() >> pool
         assert touch(str(tmp_path / "after")) >> pool != pool.nodes[0].pid
+
+
+@sky.compute
+def labelled(seconds: float, label: str) -> tuple[str, str, float]:
+    time.sleep(seconds)
+    return label, os.environ["SKYWARD_NODE"], time.time()
+
+
+def test_the_next_task_waits_on_the_node_while_its_slot_is_busy() -> None:
+    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1), prefetch=1) as pool:
+        assert pool.dispatch_capacity == 2 and pool.total_slots == 1
+        first = timed(0.5, 0) > pool
+        second = timed(0.0, 1) > pool
+        third = timed(0.0, 2) > pool
+        time.sleep(0.2)
+        assert pool.stats.tasks_sent == 2, "the second task should already sit in the node's queue"
+        results = [f.result() for f in (first, second, third)]
+    assert results[1][1] >= results[0][2], "the queued task ran before the slot was free"
+
+
+def test_prefetch_zero_keeps_tasks_on_the_client() -> None:
+    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1), prefetch=0) as pool:
+        first = timed(0.3, 0) > pool
+        second = timed(0.0, 1) > pool
+        time.sleep(0.1)
+        assert pool.stats.tasks_sent == 1
+        first.result(), second.result()
+
+
+def test_tasks_queued_behind_a_long_task_are_stolen_by_an_idle_node() -> None:
+    with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=1), prefetch=2) as pool:
+        long = labelled(3.0, "long") > pool
+        time.sleep(0.2)  # it runs on one node; everything after it is short
+        shorts = [labelled(0.05, f"short-{i}") > pool for i in range(6)]
+        short_results = [f.result(timeout=30) for f in shorts]
+        long_label, long_node, long_end = long.result(timeout=30)
+    # Some short tasks were first queued behind the long one; all of them ran on the other node, long before.
+    assert all(node != long_node for _, node, _ in short_results)
+    assert max(end for _, _, end in short_results) < long_end - 1.0
+
+
+def test_a_started_task_is_never_withdrawn_by_a_steal(tmp_path: Path) -> None:
+    from skyward.blobs import BlobStore
+    from skyward.payload import encode_task
+    from skyward.worker.slots import ProcessSlots
+
+    store = BlobStore()
+    slots = ProcessSlots(1, store)
+    try:
+        marker = str(tmp_path / "ran")
+        future = slots.submit(encode_task(touch.local, (marker, 0.5), {}).payload, "t-1")
+        deadline = time.monotonic() + 10
+        while not future.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert slots.cancel("t-1", stop_running=False) is False
+        assert future.result(timeout=10)[:1] == b"\x00"  # an ordinary result, not a cancellation
+        assert Path(marker).exists()
+    finally:
+        slots.shutdown()

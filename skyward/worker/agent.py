@@ -66,18 +66,24 @@ class TaskRunner:
         else:
             result = future.result()
         _, replies = self._running.pop(task_id)
-        if wire.missing_blobs(result) is None:
+        # Only outcomes are remembered: a task withdrawn or lacking blobs may come again and must then run.
+        if wire.missing_blobs(result) is None and not wire.is_cancelled(result):
             self._done[task_id] = result
         while len(self._done) > self._cache_size:
             self._done.popitem(last=False)
         for reply in replies:
             reply(result)
 
-    def cancel(self, secret: bytes, task_ids: tuple[str, ...]) -> int:
-        """Cancel the listed tasks (queued ones always, running ones in process slots); answer how many."""
+    def cancel(self, secret: bytes, task_ids: tuple[str, ...], stop_running: bool = True) -> int:
+        """Cancel the listed tasks: queued ones always, running ones (process slots only) when `stop_running`.
+
+        Answers how many were cancelled.
+        """
         if not self._authentic(secret):
             return 0
-        return sum(1 for task_id in task_ids if task_id in self._running and self._slots.cancel(task_id))
+        return sum(
+            1 for task_id in task_ids if task_id in self._running and self._slots.cancel(task_id, stop_running)
+        )
 
     def put_blob(self, secret: bytes, digest: bytes, offset: int, total: int, chunk: bytes) -> bool:
         """Store a piece of an uploaded blob; answers True once the blob is whole."""

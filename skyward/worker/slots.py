@@ -31,8 +31,11 @@ class Slots(Protocol):
 
     def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...]) -> Future[bytes]: ...
 
-    def cancel(self, task_id: str) -> bool:
-        """Stop the task if possible; True when it will not run (or not finish)."""
+    def cancel(self, task_id: str, stop_running: bool = True) -> bool:
+        """Cancel the task if it has not started, or stop it if running and `stop_running` (where possible).
+
+        True when it will not run (or not finish).
+        """
         ...
 
     def shutdown(self) -> None: ...
@@ -57,8 +60,8 @@ class ThreadSlots:
         future.add_done_callback(lambda _: self._futures.pop(task_id, None))
         return future
 
-    def cancel(self, task_id: str) -> bool:
-        future = self._futures.get(task_id)
+    def cancel(self, task_id: str, stop_running: bool = True) -> bool:
+        future = self._futures.get(task_id)  # a running thread cannot be stopped: only queued ones cancel
         return future is not None and future.cancel()
 
     def shutdown(self) -> None:
@@ -197,13 +200,13 @@ class ProcessSlots:
         self._jobs.put(job)
         return future
 
-    def cancel(self, task_id: str) -> bool:
+    def cancel(self, task_id: str, stop_running: bool = True) -> bool:
         job = self._queued.get(task_id)
         if job is None:
             return False
         if job.future.cancel():
             return True
-        return any(slot.stop(task_id) for slot in self._slots)
+        return stop_running and any(slot.stop(task_id) for slot in self._slots)
 
     def shutdown(self) -> None:
         self._closing.set()

@@ -123,7 +123,7 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         if self.task_timeout is not None and parallel is not None and parallel.timeout is None:
             parallel.timeout = self.task_timeout
         # A fresh window per call: late completions of an aborted call cannot touch the next one.
-        self._window = BatchWindow(pool, concurrency)
+        self._window = BatchWindow(pool, _window_limit(pool, concurrency))
         return _planned(concurrency, n_jobs)
 
     def submit(self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None) -> BatchFuture:
@@ -175,6 +175,18 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
 
     def __repr__(self) -> str:
         return f"SkywardBackend(pool={self.pool!r})"
+
+
+def _window_limit(pool: ComputePool, concurrency: int) -> int:
+    """Batches of one call kept on the pool at once.
+
+    Below the pool's slots, exactly `concurrency`: ``n_jobs=3`` runs 3 batches. From all of its slots up, the
+    nodes' slots already bound what runs, so the window also fills their queues (the pool's ``prefetch``): a
+    slot that finishes starts its next batch without waiting for this client.
+    """
+    if concurrency < pool.total_slots:
+        return concurrency
+    return concurrency + pool.dispatch_capacity - pool.total_slots
 
 
 def _planned(concurrency: int, n_jobs: int | None) -> int:
