@@ -25,7 +25,7 @@ from skyward.ioloop import shared_loop
 from skyward.payload import EncodedTask, encode_task
 from skyward.providers.base import Deployment, NodeInfo, Provider
 from skyward.providers.local import Local
-from skyward.scheduler import NodeSlots, Scheduler, TransferStats
+from skyward.scheduler import NodeSlots, Scheduler, TaskFuture, TransferStats
 from skyward.spec import ClusterSpec, Worker
 from skyward.transport import NodeLink
 
@@ -228,14 +228,21 @@ class ComputePool:
             raise SkywardError("the pool is not active: use it inside `with sky.ComputePool(...) as pool:`")
         return self._scheduler
 
-    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
-        """Run ``fn(*args, **kwargs)`` on a free slot; returns a `concurrent.futures.Future`.
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Run ``fn(*args, **kwargs)`` on a free slot; returns a `concurrent.futures.Future` (a `TaskFuture`).
 
         Raises `TypeError` at once when the call cannot be serialized. ``future.cancel()`` also stops the task on
-        its node when it has not started there.
+        its node when it has not started there (and a running one in a process slot).
         """
         scheduler = self._require_scheduler()
         return scheduler.submit(self._encode(fn, args, kwargs))
+
+    def submit_to(self, node: int, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Run ``fn(*args, **kwargs)`` on the node of index `node` (see `nodes`); returns its future."""
+        scheduler = self._require_scheduler()
+        if not 0 <= node < len(scheduler.nodes):
+            raise ValueError(f"no node {node}: this pool has nodes 0..{len(scheduler.nodes) - 1}")
+        return scheduler.submit(self._encode(fn, args, kwargs), pinned_node=node)
 
     def broadcast(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> list[R]:
         """Run ``fn(*args, **kwargs)`` once on every live node; results in node order."""

@@ -34,11 +34,38 @@ from skyward.payload import EncodedTask
 from skyward.transport import LinkError, NodeLink
 
 
+class TaskFuture(Future[Any]):
+    """The future of a pool task; it also tells when the task is sent to a node (`add_dispatch_callback`).
+
+    It stays pending while the task runs remotely, so `cancel()` works until the result is in.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dispatch_callbacks: list[Callable[[], object]] = []
+        self.dispatches = 0  # how many times it was sent to a node (more than once after a steal or a retry)
+
+    def add_dispatch_callback(self, fn: Callable[[], object]) -> None:
+        """Call `fn()` each time the task is sent to a node (at once if it already was). Keep `fn` tiny."""
+        with self._condition:
+            self._dispatch_callbacks.append(fn)
+            already = self.dispatches > 0
+        if already:
+            fn()
+
+    def _mark_dispatched(self) -> None:
+        with self._condition:
+            self.dispatches += 1
+            callbacks = list(self._dispatch_callbacks)
+        for fn in callbacks:
+            fn()
+
+
 @dataclass(eq=False)
 class Task:
     id: str
     payload: bytes
-    future: Future[Any]
+    future: TaskFuture
     blobs: dict[bytes, object] = field(default_factory=dict)
     pinned_node: int | None = None
     attempts: int = 0
@@ -124,13 +151,13 @@ class Scheduler:
 
     # --- submission ----------------------------------------------------------------------------------------
 
-    def submit(self, encoded: EncodedTask, pinned_node: int | None = None) -> Future[Any]:
+    def submit(self, encoded: EncodedTask, pinned_node: int | None = None) -> TaskFuture:
         """Queue a serialized task; the future resolves with its value or its (remote) exception.
 
         The future stays pending while the task runs remotely, so `future.cancel()` works until the result is
         in, and reaches the node.
         """
-        future: Future[Any] = Future()
+        future = TaskFuture()
         task = Task(next(self._ids), encoded.payload, future, encoded.blobs, pinned_node)
         with self._lock:
             if self._closed:
@@ -210,6 +237,8 @@ class Scheduler:
         """Hand tasks to the I/O loop. One wake-up carries everything queued since the last one."""
         if not tasks:
             return
+        for task in tasks:
+            task.future._mark_dispatched()
         if self._io.on_loop():
             self._spawn(tasks)
             return

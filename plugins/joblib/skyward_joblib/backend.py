@@ -8,6 +8,7 @@ The first task error (or a ``timeout``) makes joblib call ``abort_everything``.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -122,15 +123,23 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         self.parallel = parallel
         if self.task_timeout is not None and parallel is not None and parallel.timeout is None:
             parallel.timeout = self.task_timeout
-        # A fresh window per call: late completions of an aborted call cannot touch the next one.
-        self._window = BatchWindow(pool, _window_limit(pool, concurrency))
+        # A fresh window per call: late completions of an aborted call cannot touch the next one. With a timeout,
+        # nothing waits in the nodes' queues: a batch that reaches a node starts there, and its clock with it.
+        timed = parallel is not None and parallel.timeout is not None
+        self._window = BatchWindow(pool, concurrency if timed else _window_limit(pool, concurrency))
+        if timed and parallel is not None and str(parallel.pre_dispatch).replace(" ", "") == "2*n_jobs":
+            # joblib may time a batch that waits behind others on this client (in generator_unordered mode it
+            # watches an arbitrary handed-over batch). Hand over no more batches than run at once: every batch
+            # joblib times is on a slot. (joblib reads pre_dispatch after configure; an explicit value is kept.)
+            parallel.pre_dispatch = concurrency
         return _planned(concurrency, n_jobs)
 
     def submit(self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None) -> BatchFuture:
         """Send one batch to the pool; `callback` runs with its future when it ends (success or not)."""
         if self._window is None:
             raise RuntimeError("SkywardBackend.submit called before configure()")
-        future = self._window.submit(func)
+        on_dispatch = functools.partial(_restart_timeout_clock, callback) if callback is not None else None
+        future = self._window.submit(func, on_dispatch)
         if callback is not None:
             future.add_done_callback(callback)
         return future
@@ -175,6 +184,18 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
 
     def __repr__(self) -> str:
         return f"SkywardBackend(pool={self.pool!r})"
+
+
+def _restart_timeout_clock(batch_callback: object) -> None:
+    """Make joblib's ``timeout`` count from now, when the batch reaches a node.
+
+    joblib starts a batch's clock the first time its retrieval loop looks at the batch, which (in
+    ``generator_unordered`` mode) may be while it still waits behind others on this client. Clearing the start
+    makes the loop start it again at its next look (every 10 ms). `BatchCompletionCallBack` keeps it in
+    ``_completion_timeout_counter`` (joblib 1.5 and 1.6; tests/test_joblib_timeout_clock.py fails if that moves).
+    """
+    if hasattr(batch_callback, "_completion_timeout_counter"):
+        batch_callback._completion_timeout_counter = None  # type: ignore[attr-defined]
 
 
 def _window_limit(pool: ComputePool, concurrency: int) -> int:

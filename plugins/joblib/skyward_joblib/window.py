@@ -48,6 +48,7 @@ class _Batch:
     future: BatchFuture
     remote: Future[Any] | None = None
     sent_at: float = field(default=0.0)
+    on_dispatch: Callable[[], object] | None = None
 
 
 class BatchWindow:
@@ -70,9 +71,12 @@ class BatchWindow:
 
     # --- submission ----------------------------------------------------------------------------------------
 
-    def submit(self, fn: Callable[[], Any]) -> BatchFuture:
-        """Run `fn` on the pool once the window has room; never raises (a failure resolves the future)."""
-        batch = _Batch(fn, BatchFuture())
+    def submit(self, fn: Callable[[], Any], on_dispatch: Callable[[], object] | None = None) -> BatchFuture:
+        """Run `fn` on the pool once the window has room; never raises (a failure resolves the future).
+
+        `on_dispatch` is called each time the pool sends the batch to a node.
+        """
+        batch = _Batch(fn, BatchFuture(), on_dispatch=on_dispatch)
         batch.future.add_done_callback(lambda _, batch=batch: self._on_batch_future_done(batch))
         with self._lock:
             if self._halted or self._in_flight >= self.limit:
@@ -105,6 +109,8 @@ class BatchWindow:
             self._halt()
             _settle(batch.future, exc)
             return False
+        if batch.on_dispatch is not None and hasattr(remote, "add_dispatch_callback"):
+            remote.add_dispatch_callback(batch.on_dispatch)
         with self._lock:
             batch.remote = remote
             self._running.add(batch)
