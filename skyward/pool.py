@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -26,7 +27,7 @@ from skyward.payload import EncodedTask, encode_task
 from skyward.providers.base import Deployment, NodeInfo, Provider
 from skyward.providers.local import Local
 from skyward.scheduler import NodeSlots, Scheduler, TaskFuture, TransferStats
-from skyward.spec import ClusterSpec, Worker
+from skyward.spec import ClusterSpec, Resources, Worker, check_honoured
 from skyward.transport import NodeLink
 
 R = TypeVar("R")
@@ -62,6 +63,10 @@ class ComputePool:
             without a round trip to the client; ``None`` is one per slot. Tasks queued on a busy node move to
             an idle one when nothing else is waiting (work stealing), so this costs no balance at the tail.
         lease: seconds a node keeps running without word from this client before it stops itself.
+        cpu, memory, accelerator, machine, allocation: what each node's machine must have (`sky.Resources`),
+            for providers that choose machines (`sky.AWS`); others refuse them with a ``ValueError``, never
+            ignore them. E.g. ``cpu=8, memory="32GB"``, ``accelerator="T4"``, ``machine="m5.xlarge"``,
+            ``allocation="on-demand"``.
 
     Example::
 
@@ -80,6 +85,11 @@ class ComputePool:
         retries: int = 3,
         prefetch: int | None = None,
         lease: float = 60.0,
+        cpu: int | None = None,
+        memory: str | None = None,
+        accelerator: str | None = None,
+        machine: str | None = None,
+        allocation: str | None = None,
     ) -> None:
         if not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1:
             raise ValueError(f"nodes must be a positive int, got {nodes!r}")
@@ -102,11 +112,16 @@ class ComputePool:
         self.retries = retries
         self.prefetch = self.worker.concurrency if prefetch is None else prefetch
         self.lease = lease
+        resources = Resources(cpu, memory, accelerator, machine, allocation)
+        # "cannot be honoured here" says more than "not a valid value" on a provider that takes no such setting
+        check_honoured(type(self).__name__, self.provider, resources)
+        resources.validate()
         self.cluster = ClusterSpec(
             pool_id=f"sky-{uuid.uuid4().hex[:8]}",
             nodes=nodes,
             worker=self.worker,
             provider=self.provider.name,
+            resources=resources,
         )
         self._secret = secrets.token_bytes(32)
         self._deployment: Deployment | None = None
@@ -168,24 +183,31 @@ class ComputePool:
         self._heartbeat = io.run(self._keep_alive())
 
     async def _keep_alive(self) -> None:
-        """Heartbeat every node well inside its lease; a node whose process is gone is declared lost."""
+        """Heartbeat every node well inside its lease, and declare lost the nodes that stop answering.
+
+        A node whose process is gone is lost at once. One that stays silent (a cut link, a frozen host) is lost
+        after ``max(3 beats, lease / 2)``: well before the node's own lease stops it, so its tasks move to the
+        survivors while the node is still alive enough to be told nothing.
+        """
         interval = max(0.5, min(5.0, self.lease / 4))
+        silence_limit = max(3 * interval, self.lease / 2)
+        last_answer: dict[int, float] = {}
         while True:
             await asyncio.sleep(interval)
             scheduler, deployment = self._scheduler, self._deployment
             if scheduler is None or deployment is None:
                 return
-            for node in scheduler.nodes:
-                if not node.alive:
-                    continue
+            live = [node for node in scheduler.nodes if node.alive]
+            for node in live:
                 if not deployment.is_alive(node.index):
                     scheduler.mark_lost(node.index, "its worker process exited")
-                    continue
-                try:
-                    async with asyncio.timeout(interval * 2):
-                        await node.link.heartbeat()
-                except Exception:  # a missed beat is not a verdict: the next task's failure is
-                    pass
+            answers = await asyncio.gather(*(_beat(node.link, 2 * interval) for node in live))
+            now = time.monotonic()
+            for node, answered in zip(live, answers, strict=True):
+                if answered:
+                    last_answer[node.index] = now
+                elif now - last_answer.setdefault(node.index, now) > silence_limit:
+                    scheduler.mark_lost(node.index, f"no answer to heartbeats for {silence_limit:.0f}s")
 
     def _activate(self) -> None:
         self._context_token = _current.set(self)
@@ -300,6 +322,14 @@ class ComputePool:
             f"ComputePool({self.cluster.pool_id}, provider={self.provider.name}, nodes={self.cluster.nodes}, "
             f"concurrency={self.worker.concurrency}, {state})"
         )
+
+
+async def _beat(link: NodeLink, timeout: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout):
+            return await link.heartbeat()
+    except Exception:  # timeout, lost link: a missed beat, judged by the caller
+        return False
 
 
 #: The same class under the name of the older docs: one entry path, whichever name is written.
