@@ -259,6 +259,14 @@ class ComputePool:
         scheduler = self._require_scheduler()
         return scheduler.submit(self._encode(fn, args, kwargs))
 
+    def submit_timed(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Like `submit`, for work timed from its dispatch: it is sent only to an idle slot, so it starts when sent.
+
+        (`submit` may place a task in a node's queue, behind a running one: see ``prefetch``.)
+        """
+        scheduler = self._require_scheduler()
+        return scheduler.submit(self._encode(fn, args, kwargs), idle_slot_only=True)
+
     def submit_to(self, node: int, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:
         """Run ``fn(*args, **kwargs)`` on the node of index `node` (see `nodes`); returns its future."""
         scheduler = self._require_scheduler()

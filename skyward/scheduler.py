@@ -72,6 +72,7 @@ class Task:
     node: int | None = None  # where it runs now
     cancel_sent: bool = False
     stealing: bool = False  # asked to withdraw it from its node's queue, to run it elsewhere
+    idle_slot_only: bool = False  # never wait in a node's queue: it starts when it is sent (timed work)
 
 
 @dataclass(eq=False)
@@ -151,14 +152,16 @@ class Scheduler:
 
     # --- submission ----------------------------------------------------------------------------------------
 
-    def submit(self, encoded: EncodedTask, pinned_node: int | None = None) -> TaskFuture:
+    def submit(
+        self, encoded: EncodedTask, pinned_node: int | None = None, *, idle_slot_only: bool = False
+    ) -> TaskFuture:
         """Queue a serialized task; the future resolves with its value or its (remote) exception.
 
         The future stays pending while the task runs remotely, so `future.cancel()` works until the result is
         in, and reaches the node.
         """
         future = TaskFuture()
-        task = Task(next(self._ids), encoded.payload, future, encoded.blobs, pinned_node)
+        task = Task(next(self._ids), encoded.payload, future, encoded.blobs, pinned_node, idle_slot_only=idle_slot_only)
         with self._lock:
             if self._closed:
                 raise SkywardError("the pool is closed")
@@ -199,9 +202,10 @@ class Scheduler:
             while pinned and node.free > 0:
                 self._start_locked(pinned.popleft(), node, out)
         while self._queue:
-            candidates = [node for node in self.nodes if node.free > 0]
+            head = self._queue[0]
+            candidates = [n for n in self.nodes if n.free > 0 and (n.idle_slots > 0 or not head.idle_slot_only)]
             if not candidates:
-                break
+                break  # FIFO: nothing overtakes the head
             node = min(candidates, key=lambda n: n.load)
             self._start_locked(self._queue.popleft(), node, out)
         if not self._queue:

@@ -126,7 +126,7 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         # A fresh window per call: late completions of an aborted call cannot touch the next one. With a timeout,
         # nothing waits in the nodes' queues: a batch that reaches a node starts there, and its clock with it.
         timed = parallel is not None and parallel.timeout is not None
-        self._window = BatchWindow(pool, concurrency if timed else _window_limit(pool, concurrency))
+        self._window = BatchWindow(pool, concurrency if timed else _window_limit(pool, concurrency), timed=timed)
         if timed and parallel is not None and str(parallel.pre_dispatch).replace(" ", "") == "2*n_jobs":
             # joblib may time a batch that waits behind others on this client (in generator_unordered mode it
             # watches an arbitrary handed-over batch). Hand over no more batches than run at once: every batch

@@ -24,9 +24,11 @@ from typing import Any, Protocol
 
 
 class SubmitsTasks(Protocol):
-    """What the window needs of a pool (``ComputePool.submit``)."""
+    """What the window needs of a pool (``ComputePool.submit`` and ``submit_timed``)."""
 
     def submit(self, fn: Callable[..., Any], /) -> Future[Any]: ...
+
+    def submit_timed(self, fn: Callable[..., Any], /) -> Future[Any]: ...
 
 
 class BatchFuture(Future[Any]):
@@ -58,11 +60,14 @@ class BatchWindow:
     the whole call on the first error, and a batch started in between would only occupy a slot.
     """
 
-    def __init__(self, pool: SubmitsTasks, limit: int) -> None:
+    def __init__(self, pool: SubmitsTasks, limit: int, *, timed: bool = False) -> None:
+        """`timed`: batches are timed from dispatch (joblib's ``timeout``), so they go only to idle slots."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         self.limit = limit
+        self.timed = timed
         self._pool = pool
+        self._send = pool.submit_timed if timed else pool.submit
         self._lock = threading.Lock()
         self._in_flight = 0  # slots of the window taken: batches on the pool, or being handed to it
         self._waiting: deque[_Batch] = deque()
@@ -88,7 +93,7 @@ class BatchWindow:
 
     def renewed(self) -> BatchWindow:
         """An empty window on the same pool with the same limit."""
-        return BatchWindow(self._pool, self.limit)
+        return BatchWindow(self._pool, self.limit, timed=self.timed)
 
     def _launch_from(self, batch: _Batch | None) -> None:
         """Hand `batch` (whose window slot is already taken) to the pool; a batch that does not get there
@@ -104,7 +109,7 @@ class BatchWindow:
             return False
         batch.sent_at = time.perf_counter()
         try:
-            remote = self._pool.submit(batch.fn)
+            remote = self._send(batch.fn)
         except Exception as exc:  # noqa: BLE001 - e.g. unpicklable arguments: the batch fails, not its sender
             self._halt()
             _settle(batch.future, exc)
