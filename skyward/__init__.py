@@ -19,12 +19,13 @@ from skyward.errors import (
 from skyward.hooks import hookimpl, hookspec
 from skyward.image import Image
 from skyward.pool import Compute, ComputePool, current_pool
-from skyward.providers import SSH, Local, NodeInfo
-from skyward.spec import ClusterSpec, Worker
+from skyward.providers import AWS, SSH, Local, NodeInfo
+from skyward.spec import ClusterSpec, Resources, Worker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AWS",
     "SSH",
     "ClusterSpec",
     "Compute",
@@ -39,6 +40,7 @@ __all__ = [
     "PendingGroup",
     "ProvisionError",
     "RemoteError",
+    "Resources",
     "SkywardError",
     "Worker",
     "compute",

@@ -19,7 +19,7 @@ def process_exists(pid: int) -> bool:
         return False
 
 
-def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+def wait_gone(pids: set[int], timeout: float = 15.0) -> set[int]:
     """Wait for `pids` to exit; return those still alive after `timeout`."""
     deadline = time.monotonic() + timeout
     alive = set(pids)

@@ -2,7 +2,8 @@
 
 ``JoblibPool(nodes=2, concurrency=4)`` is ``ComputePool(nodes=2, worker=Worker(concurrency=4),
 plugins=[sky.plugins.joblib()])``. Resource parameters of the older API (``machine``, ``accelerator``, ``cpu``,
-``memory``, ``allocation``) are refused with a clear error when the provider cannot honour them, never ignored.
+``memory``, ``allocation``) go to `ComputePool` as they are: providers that choose machines (`sky.AWS`) honour
+them, the others refuse them with a clear error, never ignore them.
 """
 
 from __future__ import annotations
@@ -14,36 +15,10 @@ from skyward.image import Image
 from skyward.integrations._plugins import require
 from skyward.pool import ComputePool
 from skyward.providers.base import Provider
-from skyward.providers.local import Local
-from skyward.spec import Worker
-
-DEFAULT_ALLOCATION = "spot-if-available"
-
-
-def _refuse_unhonoured(cls_name: str, provider: Provider, **requested: Any) -> None:
-    """Raise `ValueError` naming every resource parameter that was set but that `provider` cannot honour.
-
-    No provider takes resource settings from these layers yet: instance types, accelerators and allocation
-    strategies belong to the provider's own configuration.
-    """
-    given = {name: value for name, value in requested.items() if value is not None}
-    if given.get("allocation") == DEFAULT_ALLOCATION:
-        del given["allocation"]  # "spot if available": always satisfiable (no spot here means on-demand)
-    if not given:
-        return
-    settings = ", ".join(f"{name}={value!r}" for name, value in given.items())
-    if isinstance(provider, Local):
-        why = (
-            "Local nodes are worker processes on this machine: they have its CPUs, memory and accelerators, "
-            "and there is no instance type or spot market to choose"
-        )
-    else:
-        why = f"the {provider.name!r} provider takes these settings in its own configuration, not from {cls_name}"
-    raise ValueError(f"{cls_name}({settings}) cannot be honoured: {why}. Remove them.")
+from skyward.spec import DEFAULT_ALLOCATION, Worker
 
 
 def _pool_arguments(
-    cls_name: str,
     make_plugin: Callable[[float | None], object],
     provider: Provider | None,
     nodes: int,
@@ -52,9 +27,7 @@ def _pool_arguments(
     timeout: float | None,
     **resources: Any,
 ) -> dict[str, Any]:
-    """`ComputePool`'s arguments for the older API's, after refusing what cannot be honoured."""
-    provider = provider if provider is not None else Local()
-    _refuse_unhonoured(cls_name, provider, **resources)
+    """`ComputePool`'s arguments for the older API's. `ComputePool` refuses what the provider cannot honour."""
     if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     return {
@@ -63,6 +36,7 @@ def _pool_arguments(
         "worker": Worker(concurrency=concurrency),
         "image": image,
         "plugins": [make_plugin(timeout)],
+        **resources,
     }
 
 
@@ -73,10 +47,11 @@ class JoblibPool(ComputePool):
         provider: where nodes run; ``None`` is `sky.Local()`.
         nodes: how many nodes.
         concurrency: slots per node (tasks one node runs at once).
-        machine, accelerator, cpu, memory: resource requests; refused (``ValueError``) when the provider cannot
-            honour them.
+        machine, accelerator, cpu, memory: what each node's machine must have (see `ComputePool`); refused
+            (``ValueError``) when the provider cannot honour them.
         image: the node image; joblib is added to it.
-        allocation: ``"spot-if-available"``; any other strategy is refused where the provider has none.
+        allocation: ``"spot-if-available"``, ``"always-spot"`` or ``"on-demand"``; anything but the default is
+            refused where the provider has no spot market.
         timeout: seconds a joblib batch may take before ``Parallel`` raises ``TimeoutError`` (a default for
             ``Parallel`` calls that pass no ``timeout``); ``None`` for no limit.
         joblib_version: joblib for the nodes; ``None`` pins the client's version.
@@ -107,7 +82,6 @@ class JoblibPool(ComputePool):
 
         super().__init__(
             **_pool_arguments(
-                type(self).__name__,
                 make_plugin,
                 provider,
                 nodes,
@@ -155,7 +129,6 @@ class ScikitLearnPool(ComputePool):
 
         super().__init__(
             **_pool_arguments(
-                type(self).__name__,
                 make_plugin,
                 provider,
                 nodes,

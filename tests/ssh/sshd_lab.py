@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proc_utils import process_exists, wait_gone  # noqa: F401 - re-exported for the SSH tests
+
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 IP = shutil.which("ip")
 
@@ -258,25 +260,6 @@ def _wait_listening(host: Host, timeout: float = 10.0) -> None:
     raise RuntimeError(
         f"sshd {host.name} is not listening on {host.address}:{host.port}:\n{host.log.read_text()}"
     )
-
-
-def process_exists(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(") ", 1)[1][0] != "Z"  # a zombie has exited all the same
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def wait_gone(pids: set[int], timeout: float = 15.0) -> set[int]:
-    """Wait for `pids` to exit; return those still alive after `timeout`."""
-    deadline = time.monotonic() + timeout
-    alive = set(pids)
-    while alive and time.monotonic() < deadline:
-        alive = {pid for pid in alive if process_exists(pid)}
-        if alive:
-            time.sleep(0.05)
-    return alive
 
 
 def listening_addresses(port: int, pid: int | None = None) -> set[str]:
