@@ -111,9 +111,11 @@ def test_the_check_fails_a_pool_whose_nodes_lack_the_limits(
             return sky.Image(python=image.python, pip=image.pip, apt=image.apt)
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # Local nodes inherit this process's environment
-    plugins = [sky.plugins.threadlimits(), DropEnvironment()]
+    # More threads than this machine has CPUs: never skyward's own default, which the nodes then get.
+    threads = (os.cpu_count() or 1) + 1
+    plugins = [sky.plugins.threadlimits(threads), DropEnvironment()]
     with (
-        pytest.raises(RuntimeError, match="OMP_NUM_THREADS is not set on nodes"),
+        pytest.raises(RuntimeError, match=f"OMP_NUM_THREADS is not {threads} on nodes"),
         sky.ComputePool(plugins=plugins),
     ):
         pass

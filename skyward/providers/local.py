@@ -141,6 +141,7 @@ class LocalDeployment:
             "concurrency": cluster.worker.concurrency,
             "executor": cluster.worker.executor,
             "lease": lease,
+            "nodes_on_machine": cluster.nodes,  # they share this machine's CPUs
         }
         assert popen.stdin is not None and popen.stdout is not None
         popen.stdin.write((json.dumps(config) + "\n").encode())

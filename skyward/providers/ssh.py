@@ -282,6 +282,11 @@ class SSHDeployment:
             self._wheelhouses[plan.key] = gathering
         return await asyncio.shield(gathering)  # one node's cancellation must not cancel it for the others
 
+    def _nodes_on_machine(self, target: HostSpec, nodes: int) -> int:
+        """How many of the pool's nodes run on `target`'s machine (a host listed n times runs n nodes)."""
+        used = [HostSpec.parse(text) for text in self._provider.hosts[:nodes]]
+        return sum((spec.host, spec.port) == (target.host, target.port) for spec in used)
+
     async def _start_worker(
         self, node: _Node, env_python: str, image: Image, cluster: ClusterSpec, secret: bytes, lease: float
     ) -> int:
@@ -300,6 +305,7 @@ class SSHDeployment:
             "concurrency": cluster.worker.concurrency,
             "executor": cluster.worker.executor,
             "lease": lease,
+            "nodes_on_machine": self._nodes_on_machine(node.target, cluster.nodes),
         }
         environment = {**image.env, "PYTHONUNBUFFERED": "1"}
         process.stdin.write(json.dumps(environment) + "\n" + json.dumps(config) + "\n")

@@ -2,7 +2,8 @@
 
 Protocol with whoever started it (the Local provider, or an SSH session):
 - stdin, first line: a JSON object ``{"secret": hex, "node": name, "concurrency": n, "executor": kind,
-  "lease": seconds}``. The secret travels on stdin, never on the command line (where ``ps`` shows it).
+  "lease": seconds, "nodes_on_machine": n}``. The secret travels on stdin, never on the command line (where
+  ``ps`` shows it). ``nodes_on_machine`` (nodes sharing this machine's CPUs) sizes native thread pools.
 - stdout, once listening: ``SKYWARD-READY {"port": p, "pid": pid}``. Afterwards stdout carries what tasks print.
 - The agent exits when stdin closes (its client is gone) or when no authentic message arrived for ``lease``
   seconds (the client hangs or the link is cut).
@@ -21,6 +22,7 @@ from skyward import transport
 from skyward.blobs import BlobStore
 from skyward.worker import READY_PREFIX
 from skyward.worker.agent import TaskRunner
+from skyward.worker.native_threads import limit_native_threads
 from skyward.worker.slots import make_slots
 
 
@@ -69,6 +71,8 @@ def main() -> None:
     if not line:
         sys.exit("skyward worker: expected a JSON configuration line on stdin")
     config = json.loads(line)
+    # Before any task imports numpy & co.: their thread pools are sized once, at import.
+    limit_native_threads(int(config.get("nodes_on_machine", 1)), int(config.get("concurrency", 1)))
     try:
         asyncio.run(_main(config))
     finally:

@@ -2,9 +2,11 @@
 
 A node runs ``concurrency`` tasks at once, and numpy, SciPy and scikit-learn hand their heavy lifting to BLAS and
 OpenMP libraries that start one thread per core *in every task*: eight slots on an eight-core node become 64
-threads fighting over eight cores. Those libraries read their thread limit from environment variables when they
-load, so the plugin puts the limits in the node image's environment (``image_transform``) and, once the nodes are
-up, checks that every node really has them (``around_client``).
+threads fighting over eight cores. skyward's nodes already default to their share of the cores per slot; this
+plugin pins an exact number instead (one thread per task, say, whatever the machine). Those libraries read their
+thread limit from environment variables when they load, so the plugin puts the limits in the node image's
+environment (``image_transform``) and, once the nodes are up, checks that every node really has them
+(``around_client``).
 
     import skyward as sky
 
@@ -51,13 +53,16 @@ class ThreadLimits:
             raise ValueError(f"threads must be a positive int, got {threads!r}")
         self.threads = threads
         self.check = check
+        self._expected: dict[str, str] = {}
 
     @skyward.hookimpl
     def image_transform(self, image: skyward.Image, cluster: skyward.ClusterSpec) -> skyward.Image:
         """Add the limits to the node environment; a variable the image already sets keeps its value."""
         limits = {name: str(self.threads) for name in LIMIT_VARIABLES}
         # Images are frozen: return a new one. Its own env entries win over ours.
-        return dataclasses.replace(image, env={**limits, **image.env})
+        env = {**limits, **image.env}
+        self._expected = {name: env[name] for name in LIMIT_VARIABLES}  # what the check looks for on nodes
+        return dataclasses.replace(image, env=env)
 
     @skyward.hookimpl
     def around_client(
@@ -71,9 +76,10 @@ class ThreadLimits:
         for name in LIMIT_VARIABLES:
             # `os.getenv` travels by reference: nothing of this package has to be installed on the nodes.
             seen = pool.broadcast(os.getenv, name)
-            wrong = {node.name: value for node, value in zip(pool.nodes, seen, strict=True) if value is None}
+            expected = self._expected.get(name, str(self.threads))
+            wrong = {node.name: value for node, value in zip(pool.nodes, seen, strict=True) if value != expected}
             if wrong:
-                raise RuntimeError(f"threadlimits: {name} is not set on nodes {sorted(wrong)}")
+                raise RuntimeError(f"threadlimits: {name} is not {expected} on nodes: {wrong}")
         try:
             yield
         finally:
