@@ -6,6 +6,7 @@ can run it without importing casty.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from skyward import wire
@@ -13,10 +14,17 @@ from skyward.blobs import BlobMissing
 from skyward.payload import decode_task
 
 
+# Unpickling a task imports the modules it refers to. Two thread slots importing a package with circular
+# imports at once (scikit-learn's) can see it half initialized: "cannot import name ... from partially
+# initialized module". Decoding one task at a time per process avoids that; it costs microseconds per task.
+_DECODING = threading.Lock()
+
+
 def execute(payload: bytes, task_id: str, resolve: Callable[[bytes], object]) -> bytes:
     """Decode, run and encode one task. Never raises: every failure becomes an error reply."""
     try:
-        task = decode_task(payload, resolve)
+        with _DECODING:
+            task = decode_task(payload, resolve)
     except BlobMissing as missing:  # evicted since the agent checked: the client uploads it again
         return wire.reply_missing((missing.digest,))
     except BaseException as exc:  # malformed or hostile bytes, or a module the node lacks

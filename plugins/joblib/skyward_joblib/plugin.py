@@ -60,18 +60,13 @@ class JoblibPlugin:
         return f"skyward.plugins.joblib(version={self.version!r})"
 
 
-def _import_joblib_here() -> None:
-    import joblib.parallel  # noqa: F401 - the import is the point
-
-
 def warm_up(pool: ComputePool) -> None:
     """Start importing joblib on every node now, without waiting.
 
     The first batch a node unpickles imports joblib (about half a second): done at pool entry, it overlaps
     with whatever the user does before the first ``Parallel`` call, and is not counted in a batch's timeout.
     """
-    for node in pool.nodes:
-        pool.submit_to(node.index, _import_joblib_here)
+    pool.preload("joblib.parallel")
 
 
 def plugin(version: str | None = None) -> JoblibPlugin:
