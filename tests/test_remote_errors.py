@@ -85,9 +85,12 @@ def test_system_exit_in_a_task_does_not_kill_the_node(pool2: sky.ComputePool) ->
 def test_payload_over_the_message_limit_is_refused_clearly(pool2: sky.ComputePool) -> None:
     import os
 
+    from skyward.blobs import BLOB_THRESHOLD
+    from skyward.transport import MAX_MESSAGE_BYTES
+
     # Many pieces, each under the blob threshold, random so lz4 cannot shrink them: one message, too large.
-    piece = 1024 * 1024 - 1
-    huge = tuple(os.urandom(piece) for _ in range(130))
+    piece = BLOB_THRESHOLD - 1
+    huge = tuple(os.urandom(piece) for _ in range(MAX_MESSAGE_BYTES // piece + 2))
     with pytest.raises(sky.PayloadTooLarge, match="MiB"):
         identity(huge) >> pool2
     assert identity(1) >> pool2 == 1
