@@ -47,8 +47,11 @@ class JoblibPool(ComputePool):
         provider: where nodes run; ``None`` is `sky.Local()`.
         nodes: how many nodes.
         concurrency: slots per node (tasks one node runs at once).
-        machine, accelerator, cpu, memory: what each node's machine must have (see `ComputePool`); refused
-            (``ValueError``) when the provider cannot honour them.
+        machine: a machine type by name (see `ComputePool`); refused (``ValueError``) where the provider
+            cannot honour it, as are the next three.
+        accelerator: an accelerator and optional count per node, e.g. ``"T4"``.
+        cpu: at least this many vCPUs per node.
+        memory: at least this much memory per node, e.g. ``"16GB"``.
         image: the node image; joblib is added to it.
         allocation: ``"spot-if-available"``, ``"always-spot"`` or ``"on-demand"``; anything but the default is
             refused where the provider has no spot market.

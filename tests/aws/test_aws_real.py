@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from typing import Any
 
 import pytest
@@ -28,6 +29,8 @@ def _why_not() -> str | None:
         return "boto3 is not installed (skyward[aws])"
     if boto3.Session().get_credentials() is None:
         return "no AWS credentials found"
+    if sys.version_info[:2] != (3, 12):
+        return "the default AMI (Ubuntu 24.04) has Python 3.12 and nodes run the client's minor version"
     if os.environ.get("AWS_ENDPOINT_URL"):
         return "AWS_ENDPOINT_URL is set: this test is for real AWS, not an emulator"
     return None

@@ -34,7 +34,9 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         pool: the pool to run on. ``None`` means the innermost active pool, looked up at each ``Parallel`` call.
         task_timeout: a default ``timeout`` (seconds) for ``Parallel`` calls that set none; joblib applies it to
             each batch and raises ``TimeoutError`` when one takes longer.
-        nesting_level, inner_max_num_threads, backend_kwargs: as joblib passes them to every backend.
+        nesting_level: as joblib passes it to every backend.
+        inner_max_num_threads: as joblib passes it to every backend.
+        **backend_kwargs: as joblib passes them to every backend.
 
     ``n_jobs``: ``-1`` is every live slot of the pool (``pool.total_slots``), ``-2`` all but one, and so on; a
     positive value is honoured as given (more than the pool's slots just queues on the pool), and at most that
