@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -206,15 +207,44 @@ COLUMNS = {
 
 def run_child(runner: str, workload: str, quick: bool, timeout: float) -> dict[str, float] | str:
     command = [sys.executable, __file__, "--child", runner, workload] + (["--quick"] if quick else [])
+    # A session of its own: whatever the runner started (Ray's raylet and workers, Dask's nannies) is killed
+    # with it, so a timed-out runner cannot slow down the next one.
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        stdout, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        _kill_session(child.pid)
+        child.communicate()
         return f"timed out after {timeout:.0f}s"
-    for line in reversed(done.stdout.splitlines()):
+    _kill_session(child.pid)
+    for line in reversed(stdout.splitlines()):
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
-    tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+    tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
     return f"failed: {tail[0][:100]}"
+
+
+def _kill_session(session: int) -> None:
+    """SIGKILL every process of the session that `session` leads.
+
+    Not only its process group: Ray puts its workers in process groups of their own.
+    """
+    members = {session}
+    with contextlib.suppress(FileNotFoundError):  # /proc: Linux; elsewhere the leader's group only
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    with open(f"/proc/{entry}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp sid
+                    if int(fields[3]) == session:
+                        members.add(int(entry))
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(session, signal.SIGKILL)
 
 
 def print_table(workload: str, results: dict[str, dict[str, float] | str]) -> None:
