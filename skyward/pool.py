@@ -281,10 +281,7 @@ class ComputePool:
 
     def broadcast(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> list[R]:
         """Run ``fn(*args, **kwargs)`` once on every live node; results in node order."""
-        scheduler = self._require_scheduler()
-        encoded = self._encode(fn, args, kwargs)
-        futures = [scheduler.submit(encoded, pinned_node=node.index) for node in scheduler.nodes if node.alive]
-        return [future.result() for future in futures]
+        return [future.result() for future in self._submit_to_every_node(fn, args, kwargs)]
 
     def preload(self, *modules: str) -> list[TaskFuture]:
         """Start importing `modules` on every live node, without waiting; returns one future per node.
@@ -295,8 +292,15 @@ class ComputePool:
         race another slot's import of the same package. This client need not have imported them.
         """
         references = tuple(ImportedOnLoad(name) for name in modules)
+        return self._submit_to_every_node(loaded, references, {})
+
+    def _submit_to_every_node(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[TaskFuture]:
+        """One call, encoded once, pinned to each live node in turn; futures in node order."""
         scheduler = self._require_scheduler()
-        return [self.submit_to(node.index, loaded, *references) for node in scheduler.nodes if node.alive]
+        encoded = self._encode(fn, args, kwargs)
+        return [scheduler.submit(encoded, pinned_node=node.index) for node in scheduler.nodes if node.alive]
 
     def _encode(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> EncodedTask:
         if not getattr(self.provider, "shares_client_files", False):
@@ -366,4 +370,3 @@ def _check_plugin(plugin: object) -> None:
     if not hooks:
         hint = " (a factory? call it: sky.plugins.<name>())" if callable(plugin) else ""
         raise TypeError(f"{plugin!r} is not a skyward plugin: it implements no skyward hook{hint}")
-

@@ -26,6 +26,13 @@ def test_a_variable_already_set_is_kept() -> None:
     assert {environ[name] for name in chosen} == {str(available_cpus())}
 
 
+@pytest.fixture
+def unset_thread_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local nodes inherit this process's environment: none of the variables set here."""
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 def blas_threads() -> dict[str, object]:
     """What the node's numpy really got: its BLAS pool size (threadpoolctl), the variables, and the pid."""
     import numpy  # noqa: F401  (loads the BLAS library threadpoolctl inspects)
@@ -36,11 +43,8 @@ def blas_threads() -> dict[str, object]:
 
 
 @pytest.mark.parametrize(("nodes", "concurrency"), [(1, 1), (2, 1), (1, 2)])
-def test_nodes_size_blas_to_their_share_of_this_machine(
-    nodes: int, concurrency: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)  # the nodes inherit this environment
+@pytest.mark.usefixtures("unset_thread_variables")
+def test_nodes_size_blas_to_their_share_of_this_machine(nodes: int, concurrency: int) -> None:
     expected = max(1, available_cpus() // nodes // concurrency)
     with sky.ComputePool(nodes=nodes, worker=sky.Worker(concurrency=concurrency)) as pool:
         seen = pool.broadcast(blas_threads)
@@ -50,9 +54,8 @@ def test_nodes_size_blas_to_their_share_of_this_machine(
         assert node["blas"] and set(node["blas"]) == {expected}  # type: ignore[arg-type]
 
 
-def test_the_images_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+@pytest.mark.usefixtures("unset_thread_variables")
+def test_the_images_setting_wins() -> None:
     if available_cpus() < 2:
         pytest.skip("one CPU: the default is already 1 thread, the image's choice would not show")
     image = sky.Image(env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
@@ -63,9 +66,8 @@ def test_the_images_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(seen["blas"]) == {1}  # type: ignore[arg-type]
 
 
-def test_process_slots_inherit_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+@pytest.mark.usefixtures("unset_thread_variables")
+def test_process_slots_inherit_the_limit() -> None:
     with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=2, executor="process")) as pool:
         node_pid = pool.nodes[0].pid
         seen = pool.submit(blas_threads).result(timeout=60)

@@ -20,7 +20,7 @@ import json
 import shlex
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -171,6 +171,7 @@ class SSHDeployment:
         self._plan_lock = asyncio.Lock()
         self._start_task: asyncio.Task[object] | None = None
         self._closed = False
+        self._nodes_per_machine: Counter[tuple[str, int | None]] = Counter()
         self.nodes: list[StartedNode] = []
         self.settings = BootstrapSettings(
             offline=provider.offline,
@@ -184,6 +185,8 @@ class SSHDeployment:
     ) -> list[StartedNode]:
         self._start_task = asyncio.current_task()
         hosts = [HostSpec.parse(text) for text in self._provider.hosts[: cluster.nodes]]
+        # A host listed n times runs n nodes, which share its CPUs (the worker sizes native thread pools by it).
+        self._nodes_per_machine = Counter((host.host, host.port) for host in hosts)
         # skyward and its plugins, built on this client (once: the cache is keyed by their sources) while the
         # nodes connect, so that a node's code is always this client's code.
         project_wheels = asyncio.ensure_future(asyncio.to_thread(build_project_wheels))
@@ -282,11 +285,6 @@ class SSHDeployment:
             self._wheelhouses[plan.key] = gathering
         return await asyncio.shield(gathering)  # one node's cancellation must not cancel it for the others
 
-    def _nodes_on_machine(self, target: HostSpec, nodes: int) -> int:
-        """How many of the pool's nodes run on `target`'s machine (a host listed n times runs n nodes)."""
-        used = [HostSpec.parse(text) for text in self._provider.hosts[:nodes]]
-        return sum((spec.host, spec.port) == (target.host, target.port) for spec in used)
-
     async def _start_worker(
         self, node: _Node, env_python: str, image: Image, cluster: ClusterSpec, secret: bytes, lease: float
     ) -> int:
@@ -305,7 +303,7 @@ class SSHDeployment:
             "concurrency": cluster.worker.concurrency,
             "executor": cluster.worker.executor,
             "lease": lease,
-            "nodes_on_machine": self._nodes_on_machine(node.target, cluster.nodes),
+            "nodes_on_machine": self._nodes_per_machine[(node.target.host, node.target.port)],
         }
         environment = {**image.env, "PYTHONUNBUFFERED": "1"}
         process.stdin.write(json.dumps(environment) + "\n" + json.dumps(config) + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +26,15 @@ def scorers(tmp_path: Path) -> tuple[RecordingScorer, RecordingScorer]:
     return RecordingScorer(tmp_path / "local"), RecordingScorer(tmp_path / "remote")
 
 
+def assert_same_search(distributed: Any, expected: Any) -> None:
+    """The distributed search found what the local one did, with the same scores."""
+    assert distributed.best_params_ == expected.best_params_
+    assert distributed.best_score_ == expected.best_score_
+    np.testing.assert_array_equal(
+        distributed.cv_results_["mean_test_score"], expected.cv_results_["mean_test_score"]
+    )
+
+
 def assert_fitted_on_the_nodes(scorer: RecordingScorer, pool: sky.ComputePool, fits: int) -> None:
     assert scorer.calls() == fits
     assert scorer.pids() == {node.pid for node in pool.nodes}  # every node, only worker processes
@@ -36,11 +46,7 @@ def test_grid_search(sklearn_pool: sky.ComputePool, tmp_path: Path) -> None:
     expected = GridSearchCV(SVC(), GRID, cv=5, scoring=local, n_jobs=1).fit(X, y)
     assert local.pids() == {os.getpid()}
     search = GridSearchCV(SVC(), GRID, cv=5, scoring=remote, n_jobs=-1).fit(X, y)
-    assert search.best_params_ == expected.best_params_
-    assert search.best_score_ == expected.best_score_
-    np.testing.assert_array_equal(
-        search.cv_results_["mean_test_score"], expected.cv_results_["mean_test_score"]
-    )
+    assert_same_search(search, expected)
     assert_fitted_on_the_nodes(remote, sklearn_pool, fits=6 * 5)
 
 
@@ -61,11 +67,7 @@ def test_randomized_search(sklearn_pool: sky.ComputePool, tmp_path: Path) -> Non
         return model.fit(X, y)
 
     expected, distributed = search(1, local), search(-1, remote)
-    assert distributed.best_params_ == expected.best_params_
-    assert distributed.best_score_ == expected.best_score_
-    np.testing.assert_array_equal(
-        distributed.cv_results_["mean_test_score"], expected.cv_results_["mean_test_score"]
-    )
+    assert_same_search(distributed, expected)
     assert_fitted_on_the_nodes(remote, sklearn_pool, fits=8 * 4)
 
 
