@@ -28,7 +28,7 @@ from skyward.preload import ImportedOnLoad, loaded
 from skyward.providers.base import Deployment, NodeInfo, Provider
 from skyward.providers.local import Local
 from skyward.scheduler import NodeSlots, Scheduler, TaskFuture, TransferStats
-from skyward.spec import ClusterSpec, Resources, Worker, check_honoured
+from skyward.spec import ClusterSpec, Resources, Worker, check_honoured, resource_spellings
 from skyward.transport import NodeLink
 
 R = TypeVar("R")
@@ -69,8 +69,10 @@ class ComputePool:
         accelerator: an accelerator and optional count per node, e.g. ``"T4"``, ``"A100:8"``.
         machine: a machine type by name, e.g. ``"m5.xlarge"``, instead of one chosen from the above.
         allocation: ``"spot-if-available"`` (the default), ``"always-spot"`` or ``"on-demand"``.
+        vcpus: another name for ``cpu`` (the older docs' spelling); give one of the two.
+        memory_gb: ``memory`` as a number of GB: ``memory_gb=16`` is ``memory="16GB"``; give one of the two.
 
-    The last five describe each node's machine (`sky.Resources`) for providers that choose machines
+    The resource parameters describe each node's machine (`sky.Resources`) for providers that choose machines
     (`sky.AWS`); the others refuse them with a ``ValueError``, never ignore them.
 
     Example::
@@ -95,7 +97,10 @@ class ComputePool:
         accelerator: str | None = None,
         machine: str | None = None,
         allocation: str | None = None,
+        vcpus: int | None = None,
+        memory_gb: float | None = None,
     ) -> None:
+        cpu, memory = resource_spellings(type(self).__name__, cpu, memory, vcpus, memory_gb)
         if not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1:
             raise ValueError(f"nodes must be a positive int, got {nodes!r}")
         if worker is not None and not isinstance(worker, Worker):

@@ -81,6 +81,33 @@ class Resources:
             raise ValueError(f"allocation must be one of {choices}, got {self.allocation!r}")
 
 
+def resource_spellings(
+    owner: str,
+    cpu: int | None,
+    memory: str | float | None,
+    vcpus: int | None = None,
+    memory_gb: float | None = None,
+) -> tuple[int | None, str | float | None]:
+    """``(cpu, memory)`` from either spelling: ``vcpus=`` is ``cpu=``, ``memory_gb=16`` is ``memory="16GB"``.
+
+    The older docs wrote ``vcpus`` and ``memory_gb``; both keep working. Giving both spellings of one parameter
+    is a `ValueError` (which one was meant cannot be known).
+    """
+    if vcpus is not None:
+        if cpu is not None:
+            raise ValueError(f"{owner}(cpu={cpu!r}, vcpus={vcpus!r}): vcpus is another name for cpu; give one")
+        cpu = vcpus
+    if memory_gb is not None:
+        if memory is not None:
+            raise ValueError(
+                f"{owner}(memory={memory!r}, memory_gb={memory_gb!r}): memory_gb=N is memory='NGB'; give one"
+            )
+        if isinstance(memory_gb, bool) or not isinstance(memory_gb, int | float) or not memory_gb > 0:
+            raise ValueError(f"memory_gb must be a positive number of GB, got {memory_gb!r}")
+        memory = f"{memory_gb:g}GB"
+    return cpu, memory
+
+
 # Why a provider that does not choose machines cannot honour resource parameters, by provider name.
 _CANNOT_CHOOSE: Mapping[str, str] = {
     "local": (

@@ -2,8 +2,9 @@
 
 ``JoblibPool(nodes=2, concurrency=4)`` is ``ComputePool(nodes=2, worker=Worker(concurrency=4),
 plugins=[sky.plugins.joblib()])``. Resource parameters of the older API (``machine``, ``accelerator``, ``cpu``,
-``memory``, ``allocation``) go to `ComputePool` as they are: providers that choose machines (`sky.AWS`) honour
-them, the others refuse them with a clear error, never ignore them.
+``memory``, ``allocation``, and the spellings ``vcpus`` and ``memory_gb``) go to `ComputePool` as they are:
+providers that choose machines (`sky.AWS`) honour them, the others refuse them with a clear error, never ignore
+them.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class JoblibPool(ComputePool):
         timeout: seconds a joblib batch may take before ``Parallel`` raises ``TimeoutError`` (a default for
             ``Parallel`` calls that pass no ``timeout``); ``None`` for no limit.
         joblib_version: joblib for the nodes; ``None`` pins the client's version.
+        vcpus: another name for ``cpu``; give one of the two.
+        memory_gb: ``memory`` as a number of GB (``memory_gb=16`` is ``memory="16GB"``); give one of the two.
 
     Example::
 
@@ -78,6 +81,9 @@ class JoblibPool(ComputePool):
         allocation: str = DEFAULT_ALLOCATION,
         timeout: float | None = 3600,
         joblib_version: str | None = None,
+        *,
+        vcpus: int | None = None,
+        memory_gb: float | None = None,
     ) -> None:
         def make_plugin(task_timeout: float | None) -> object:
             skyward_joblib = require("skyward_joblib", "skyward-joblib")
@@ -96,6 +102,8 @@ class JoblibPool(ComputePool):
                 cpu=cpu,
                 memory=memory,
                 allocation=allocation,
+                vcpus=vcpus,
+                memory_gb=memory_gb,
             )
         )
 
@@ -103,8 +111,8 @@ class JoblibPool(ComputePool):
 class ScikitLearnPool(ComputePool):
     """A `ComputePool` with the scikit-learn plugin: ``n_jobs=-1`` in scikit-learn uses every slot.
 
-    The arguments are `JoblibPool`'s, with ``sklearn_version`` (``None`` pins the client's scikit-learn) instead
-    of ``joblib_version`` (joblib always matches the client's).
+    The arguments are `JoblibPool`'s (``joblib_version`` included: ``None`` pins the client's joblib), plus
+    ``sklearn_version`` (``None`` pins the client's scikit-learn).
 
     Example::
 
@@ -125,10 +133,18 @@ class ScikitLearnPool(ComputePool):
         allocation: str = DEFAULT_ALLOCATION,
         timeout: float | None = 3600,
         sklearn_version: str | None = None,
+        joblib_version: str | None = None,
+        *,
+        vcpus: int | None = None,
+        memory_gb: float | None = None,
     ) -> None:
         def make_plugin(task_timeout: float | None) -> object:
             skyward_sklearn = require("skyward_sklearn", "skyward-sklearn")
-            return skyward_sklearn.SklearnPlugin(sklearn_version, task_timeout=task_timeout)
+            plugin = skyward_sklearn.SklearnPlugin(sklearn_version, task_timeout=task_timeout)
+            if joblib_version is not None:  # the plugin pins the client's joblib unless told otherwise
+                skyward_joblib = require("skyward_joblib", "skyward-joblib")
+                plugin.joblib = skyward_joblib.JoblibPlugin(joblib_version, task_timeout=task_timeout)
+            return plugin
 
         super().__init__(
             **_pool_arguments(
@@ -143,5 +159,7 @@ class ScikitLearnPool(ComputePool):
                 cpu=cpu,
                 memory=memory,
                 allocation=allocation,
+                vcpus=vcpus,
+                memory_gb=memory_gb,
             )
         )

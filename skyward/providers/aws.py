@@ -44,6 +44,7 @@ from skyward.providers.aws_wait import HostKeyPolicy, ReadyNode, wait_for_nodes
 from skyward.providers.base import StartedNode
 from skyward.providers.ssh import SSH, SSHDeployment
 from skyward.providers.ssh_connect import HostSpec
+from skyward.redact import redacted_repr
 from skyward.spec import ClusterSpec
 
 Address = Literal["public", "private"] | Callable[[Mapping[str, Any]], str]
@@ -122,6 +123,8 @@ class AWS:
     resource_parameters: frozenset[str] = field(
         default=frozenset({"cpu", "memory", "accelerator", "machine", "allocation"}), init=False
     )
+
+    __repr__ = redacted_repr  # an index_url with a token prints as https://***@host/...
 
     def __post_init__(self) -> None:
         # Mistakes surface here, at construction, rather than after instances have been paid for.

@@ -36,6 +36,7 @@ from skyward.image import Image
 from skyward.ioloop import EventLoopThread, shared_loop
 from skyward.providers.base import NodeInfo, StartedNode
 from skyward.providers.ssh_connect import HostSpec, connect
+from skyward.redact import redacted_repr
 from skyward.spec import ClusterSpec
 from skyward.worker import READY_PREFIX
 
@@ -106,6 +107,8 @@ class SSH:
     forward_output: bool = True
     name: str = field(default="ssh", init=False)
     shares_client_files: bool = field(default=False, init=False)
+
+    __repr__ = redacted_repr  # an index_url with a token prints as https://***@host/...
 
     def __post_init__(self) -> None:
         if isinstance(self.hosts, str):
