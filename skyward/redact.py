@@ -20,7 +20,9 @@ _SECRET_QUERY = re.compile(
     r"(?P<value>[^&#\s]*)",
     re.IGNORECASE,
 )
-_SECRET_NAME = re.compile(r"token|secret|passw|pwd|credential|auth|api_?key|access_?key|private", re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"token|secret|passw|pwd|credential|auth|api_?key|access_?key|private", re.IGNORECASE
+)
 
 
 def redact_text(text: str) -> str:
@@ -52,7 +54,5 @@ def redact(value: Any) -> Any:
 
 def redacted_repr(obj: Any) -> str:
     """The dataclass repr of `obj` (its ``repr=True`` fields), with every value passed through `redact`."""
-    parts = [
-        f"{f.name}={redact(getattr(obj, f.name))!r}" for f in dataclasses.fields(obj) if f.repr
-    ]
+    parts = [f"{f.name}={redact(getattr(obj, f.name))!r}" for f in dataclasses.fields(obj) if f.repr]
     return f"{type(obj).__qualname__}({', '.join(parts)})"

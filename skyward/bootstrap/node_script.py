@@ -85,15 +85,33 @@ def _libc():
     return ["", ""]
 
 
+def _uv_runs(path):
+    """Whether `path` really is a uv that runs here: a pyenv shim on PATH may only answer
+    ``pyenv: uv: command not found`` (exit 127)."""
+    try:
+        result = subprocess.run(
+            [path, "--version"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0 and result.stdout.decode(errors="replace").startswith("uv ")
+
+
 def _find_uv(root):
+    """The node's own uv if it runs, else one unpacked earlier into ``<root>/bin``, else ``None``."""
     found = shutil.which("uv")
-    if found:
+    if found and _uv_runs(found):
         return found
     bindir = os.path.join(root, "bin")
     if os.path.isdir(bindir):
         for name in sorted(os.listdir(bindir), reverse=True):
             path = os.path.join(bindir, name)
-            if name.startswith("uv-") and os.access(path, os.X_OK):
+            if name.startswith("uv-") and not name.endswith(".part") and _uv_runs(path):
                 return path
     return None
 
@@ -154,7 +172,15 @@ def _index_reachable(url, timeout):
         return False
 
 
+def _private_root(root):
+    """``<root>`` exists and only this user may enter it (mode 0700), before anything is uploaded into it."""
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    if os.stat(root).st_mode & 0o077:  # made by an older skyward, or by hand: nothing below is reachable now
+        os.chmod(root, 0o700)
+
+
 def check(params):
+    _private_root(params["root"])
     env = os.path.join(params["root"], "envs", params["key"])
     cached = os.path.exists(os.path.join(env, READY_MARKER))
     online = None
@@ -171,8 +197,9 @@ class InstallFailed(Exception):
 
 
 class _Log:
-    def __init__(self, path):
+    def __init__(self, path, cwd=None):
         self.path = path
+        self.cwd = cwd
         self.file = open(path, "w")  # noqa: SIM115  (open for the whole install; closed with the process)
 
     def write(self, text):
@@ -182,8 +209,10 @@ class _Log:
     def run(self, argv, env=None):
         self.write("$ " + " ".join(argv) + "\n")
         started = time.time()
+        # The working directory is <root>, not the login's home: a ~/json.py there must not shadow the stdlib
+        # in the Pythons this runs (they also run with -I).
         code = subprocess.call(
-            argv, stdout=self.file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            argv, stdout=self.file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.cwd
         )
         self.write(f"(exit {code} after {time.time() - started:.1f}s)\n")
         if code != 0:
@@ -212,7 +241,7 @@ def _lock(path):
 def _extract_uv(root, wheel, log):
     """Take the uv binary out of its wheel (a zip) into ``<root>/bin``: no pip or index needed."""
     bindir = os.path.join(root, "bin")
-    os.makedirs(bindir, exist_ok=True)
+    os.makedirs(bindir, mode=0o700, exist_ok=True)
     version = os.path.basename(wheel).split("-")[1]
     target = os.path.join(bindir, "uv-" + version)
     if os.access(target, os.X_OK):
@@ -222,12 +251,45 @@ def _extract_uv(root, wheel, log):
         if not members:
             raise InstallFailed("no uv binary inside " + wheel)
         partial = f"{target}.{os.getpid()}.part"
-        with archive.open(members[0]) as source, open(partial, "wb") as dest:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+        with archive.open(members[0]) as source, os.fdopen(descriptor, "wb") as dest:
             shutil.copyfileobj(source, dest)
-    os.chmod(partial, 0o755)
     os.replace(partial, target)  # atomic: a concurrent node sees either nothing or a whole binary
     log.write(f"uv installed at {target}\n")
     return target
+
+
+def _sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify_wheels(params, log):
+    """Every uploaded wheel still has the SHA-256 its folder is named by (``wheels/<sha256>/<file>``).
+
+    A wheel changed since its upload (tampered with, truncated by a full disk) is removed, so that the next
+    start uploads it again, and this install is refused.
+    """
+    paths = list(params["local_wheels"]) + list(params["wheelhouse"])
+    if params.get("uv_wheel"):
+        paths.append(params["uv_wheel"])
+    bad = []
+    for path in paths:
+        expected = os.path.basename(os.path.dirname(path))
+        if _sha256(path) != expected:
+            bad.append(path)
+            os.unlink(path)
+    if bad:
+        raise InstallFailed(
+            "uploaded wheels do not match their SHA-256 (changed since upload), removed so that the next start "
+            "uploads them again: " + ", ".join(bad)
+        )
+    log.write(f"{len(paths)} uploaded wheels match their SHA-256\n")
 
 
 def _dpkg_installed(package):
@@ -295,6 +357,17 @@ def _system_ca_bundle():
     return None
 
 
+def _narrow_modes(env_dir):
+    """uv sets the modes that wheels record (0711, 0644) regardless of the umask. The environment's directories
+    were 0700 from their creation, so nothing was reachable meanwhile; this makes the files' modes say so too."""
+    for directory, _subdirs, names in os.walk(env_dir):
+        for name in names:
+            path = os.path.join(directory, name)
+            mode = os.lstat(path).st_mode
+            if not os.path.islink(path) and mode & 0o077:
+                os.chmod(path, mode & 0o700)
+
+
 def _create_env(params, env_dir, log):
     python = params["python"]
     offline = not params["online"]
@@ -326,8 +399,8 @@ def _create_env(params, env_dir, log):
     else:
         env = dict(os.environ)
         env.pop("VIRTUAL_ENV", None)
-        log.run([python, "-m", "venv", env_dir], env=env)
-        base = [env_python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+        log.run([python, "-I", "-m", "venv", env_dir], env=env)
+        base = [env_python, "-I", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
         if offline:
             base += ["--isolated", "--no-index", "--find-links", links]
         else:
@@ -340,8 +413,9 @@ def _create_env(params, env_dir, log):
             log.run(base + ["-r", requirements, "-c", constraints], env=env)
         if params["local_wheels"]:
             log.run(base + ["--no-deps", "--force-reinstall"] + params["local_wheels"], env=env)
+    _narrow_modes(env_dir)
     # The worker must import; finding out now gives a clear log instead of a worker that dies at start.
-    log.run([env_python, "-c", "import skyward.worker"])
+    log.run([env_python, "-I", "-c", "import skyward.worker"])
     for leftover in (requirements, constraints):
         os.unlink(leftover)
     if links:
@@ -350,8 +424,9 @@ def _create_env(params, env_dir, log):
 
 def install(params):
     root = params["root"]
+    _private_root(root)
     envs = os.path.join(root, "envs")
-    os.makedirs(envs, exist_ok=True)
+    os.makedirs(envs, mode=0o700, exist_ok=True)
     env_dir = os.path.join(envs, params["key"])
     marker = os.path.join(env_dir, READY_MARKER)
     handle, waited = _lock(env_dir + ".lock")
@@ -360,9 +435,10 @@ def install(params):
             # Another process (maybe another host sharing this home) installed it while we waited.
             _say("SKYWARD-RESULT", {"outcome": "cached", "waited": waited})
             return
-        log = _Log(env_dir + ".log")
+        log = _Log(env_dir + ".log", cwd=root)
         try:
             started = time.time()
+            _verify_wheels(params, log)
             if os.path.exists(env_dir):
                 log.write("removing the incomplete environment left by an interrupted install\n")
                 shutil.rmtree(env_dir)
@@ -396,5 +472,8 @@ def install(params):
 
 
 def _main(params):
+    # Everything this script creates under ~/.skyward (and what the installers it runs create) is private:
+    # directories 0700, files 0600, from the moment they exist.
+    os.umask(0o077)
     command = params.pop("command")
     {"probe": probe, "check": check, "install": install}[command](params)

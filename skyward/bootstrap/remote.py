@@ -118,6 +118,20 @@ async def probe(conn: asyncssh.SSHClientConnection, python: str, host: str, time
     return NodeFacts.from_json(answer)
 
 
+async def _put_private(sftp: asyncssh.SFTPClient, wheel: Wheel, remote: str) -> None:
+    """Upload `wheel` to `remote`, created with mode 0600 (``put`` would copy the local file's mode)."""
+    import asyncssh
+
+    attrs = asyncssh.SFTPAttrs(permissions=0o600)
+    source = await asyncio.to_thread(open, wheel.path, "rb")
+    try:
+        async with sftp.open(remote, "wb", attrs=attrs, encoding=None) as out:
+            while block := await asyncio.to_thread(source.read, 4 << 20):
+                await out.write(block)
+    finally:
+        source.close()
+
+
 class NodeBootstrap:
     """Makes sure the environment of one plan exists on one node, installing it when it does not."""
 
@@ -237,10 +251,12 @@ class NodeBootstrap:
                 final = f"{folder}/{wheel.filename}"
                 if await sftp.exists(final):
                     continue
-                await sftp.makedirs(folder, exist_ok=True)
+                # Private from creation (0700 folders, 0600 files): another account on the node must not swap a
+                # wheel between its upload and its install (the node also checks each wheel's SHA-256).
+                await sftp.makedirs(folder, attrs=asyncssh.SFTPAttrs(permissions=0o700), exist_ok=True)
                 # A host sharing this home may upload the same file now: write aside, then rename atomically.
                 partial = f"{folder}/.{wheel.filename}.{secrets.token_hex(4)}.part"
-                await sftp.put(str(wheel.path), partial)
+                await _put_private(sftp, wheel, partial)
                 try:
                     await sftp.posix_rename(partial, final)
                 except asyncssh.SFTPOpUnsupported:  # a server without OpenSSH's extension

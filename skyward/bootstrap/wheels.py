@@ -10,7 +10,9 @@ Three sources, cheapest first:
   when the client's copy does not fit the node (another OS or CPU) or the client does not have the package.
 
 Everything lands in a cache directory (``$SKYWARD_CACHE_DIR``, else ``$XDG_CACHE_HOME/skyward``, else
-``~/.cache/skyward``) keyed by content, so a second pool reuses it.
+``~/.cache/skyward``) keyed by content, so a second pool reuses it. The cache is private (directories 0700, files
+0600 from their creation), and each wheel's SHA-256 is recorded beside it (``<wheel>.sha256``) when it is made:
+a cached wheel is reused only if its bytes still have that hash, and made again otherwise.
 """
 
 from __future__ import annotations
@@ -79,6 +81,58 @@ def cache_dir() -> Path:
     return Path(base) / "skyward"
 
 
+def private_dir(*parts: str) -> Path:
+    """``cache_dir()/<parts...>``, each level created with mode 0700 (an existing, wider cache root is narrowed:
+    an older skyward made it with the default mode)."""
+    root = cache_dir()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, exist_ok=True)
+    if root.stat().st_mode & 0o077:
+        root.chmod(0o700)
+    path = root
+    for part in parts:
+        path = path / part
+        path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(data)
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _recorded(path: Path) -> Wheel:
+    """A wheel just made at `path`: its SHA-256 is recorded beside it, for `_verified` to check on reuse."""
+    digest = _hash_file(path)
+    _write_private(path.with_name(path.name + ".sha256"), digest.encode())
+    return Wheel(path, digest)
+
+
+def _verified(path: Path) -> Wheel | None:
+    """The cached wheel at `path` if its bytes still have the SHA-256 recorded when it was made; otherwise it
+    (tampered with, truncated, or from before hashes were recorded) is deleted and ``None`` returned."""
+    record = path.with_name(path.name + ".sha256")
+    try:
+        expected = record.read_text().strip()
+    except OSError:
+        expected = ""
+    digest = _hash_file(path) if path.exists() else ""
+    if expected and digest == expected:
+        return Wheel(path, digest)
+    for stale in (path, record):
+        stale.unlink(missing_ok=True)
+    return None
+
+
 @cache
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
@@ -134,14 +188,16 @@ def _fingerprint(source: Path) -> str:
 def build_from_source(name: str, source: Path) -> Wheel:
     """Build (or take from the cache) the wheel of the project at `source`."""
     with _lock:
-        target = cache_dir() / "built" / f"{canonicalize_name(name)}-{_fingerprint(source)}"
+        target = private_dir("built") / f"{canonicalize_name(name)}-{_fingerprint(source)}"
         existing = sorted(target.glob("*.whl"))
         if existing:
-            return Wheel.of(existing[0])
-        target.parent.mkdir(parents=True, exist_ok=True)
+            cached = _verified(existing[0])
+            if cached is not None:
+                return cached
+            shutil.rmtree(target, ignore_errors=True)  # changed since it was built: build it again
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            uv = shutil.which("uv")
+            uv = client_uv()
             if uv:
                 # --python: build with this interpreter; uv must not go looking for (or download) another.
                 command = [
@@ -168,11 +224,17 @@ def build_from_source(name: str, source: Path) -> Wheel:
                 raise ProvisionError(
                     f"building {name} from {source} produced {len(built)} wheels, expected one"
                 )
+            _recorded(built[0])
             try:
                 scratch.rename(target)
             except OSError:  # another process of this client built it meanwhile
                 shutil.rmtree(scratch, ignore_errors=True)
-            return Wheel.of(next(target.glob("*.whl")))
+            wheel = _verified(next(target.glob("*.whl")))
+            if wheel is None:
+                raise ProvisionError(
+                    f"the wheel of {name} built at {target} changed while it was being cached"
+                )
+            return wheel
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -212,13 +274,18 @@ def repack(dist: Distribution) -> Wheel:
     filename = f"{project}-{version}-{'.'.join(interpreters)}-{'.'.join(abis)}-{'.'.join(platforms)}.whl"
     key = hashlib.sha256(record.encode()).hexdigest()[:16]
     with _lock:
-        target = cache_dir() / "repacked" / key / filename
+        target = private_dir("repacked", key) / filename
         if target.exists():
-            return Wheel.of(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
+            cached = _verified(target)
+            if cached is not None:
+                return cached
         partial = target.with_name(f".{filename}.{os.getpid()}.part")
         entries: list[str] = []
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        output = os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        with (
+            output,
+            zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive,
+        ):
             for member in sorted(files, key=str):
                 parts = member.parts
                 if parts[0] == ".." or "__pycache__" in parts or member.suffix in (".pyc", ".pyo"):
@@ -241,8 +308,10 @@ def repack(dist: Distribution) -> Wheel:
             info = zipfile.ZipInfo(f"{dist_info}/RECORD", _ZIP_EPOCH)
             info.external_attr = (0o644 | stat.S_IFREG) << 16
             archive.writestr(info, "\n".join(entries) + "\n", compress_type=zipfile.ZIP_DEFLATED)
+        wheel = _recorded(partial)
+        os.replace(partial.with_name(partial.name + ".sha256"), target.with_name(target.name + ".sha256"))
         os.replace(partial, target)
-        return Wheel.of(target)
+        return Wheel(target, wheel.sha256)
 
 
 def wheel_of_installed(dist: Distribution) -> Wheel:
@@ -259,7 +328,7 @@ def wheel_of_installed(dist: Distribution) -> Wheel:
 def _pip_command() -> list[str]:
     if importlib.util.find_spec("pip"):
         return [sys.executable, "-m", "pip"]
-    uv = shutil.which("uv")
+    uv = client_uv()
     if uv:
         # A pip of its own, fetched once into uv's cache, run by this interpreter (uv must not fetch another).
         return [uv, "tool", "run", "--python", sys.executable, "--from", "pip", "pip"]
@@ -271,9 +340,7 @@ def _pip_command() -> list[str]:
 def _cached_download(pin: str, facts: NodeFacts) -> Wheel | None:
     """A wheel fetched earlier for ``name==version`` that the node accepts."""
     name, _, version = pin.partition("==")
-    folder = cache_dir() / "downloads"
-    if not folder.is_dir():
-        return None
+    folder = private_dir("downloads")
     for path in sorted(folder.glob("*.whl")):
         found_name, found_version, _, found_tags = parse_wheel_filename(path.name)
         if (
@@ -281,7 +348,9 @@ def _cached_download(pin: str, facts: NodeFacts) -> Wheel | None:
             and str(found_version) == version
             and facts.accepts(found_tags)
         ):
-            return Wheel.of(path)
+            cached = _verified(path)
+            if cached is not None:
+                return cached
     return None
 
 
@@ -296,8 +365,7 @@ def download(
             cached = [_cached_download(r, facts) if "==" in r else None for r in requirements]
             if all(cached):
                 return [w for w in cached if w is not None]
-        folder = cache_dir() / "downloads"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir("downloads")
         scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=folder))
         try:
             command = [*_pip_command(), "download", "--only-binary=:all:", "--dest", str(scratch)]
@@ -309,7 +377,7 @@ def download(
             command += ["--no-deps"] if no_deps else []
             if constraints:
                 constraint_file = scratch / "constraints.txt"
-                constraint_file.write_text("\n".join(constraints) + "\n")
+                _write_private(constraint_file, ("\n".join(constraints) + "\n").encode())
                 command += ["--constraint", str(constraint_file)]
             command += list(requirements)
             _run(
@@ -320,6 +388,8 @@ def download(
             wheels = []
             for path in sorted(scratch.glob("*.whl")):
                 kept = folder / path.name
+                _recorded(path)
+                os.replace(path.with_name(path.name + ".sha256"), kept.with_name(kept.name + ".sha256"))
                 os.replace(path, kept)
                 wheels.append(Wheel.of(kept))
             return wheels
@@ -348,19 +418,40 @@ def offline_wheelhouse(pins: Mapping[str, Pin], unresolved: Iterable[str], facts
     return list({wheel.sha256: wheel for wheel in wheels}.values())
 
 
-def uv_version() -> str | None:
-    """The version of the client's uv, to give the nodes the same one."""
+@cache
+def _uv_on_path() -> tuple[str, str] | None:
+    """``(path, version)`` of the uv on this client's PATH if it really runs: a pyenv shim may be found there
+    and only answer ``pyenv: uv: command not found``."""
     uv = shutil.which("uv")
     if not uv:
         return None
     try:
         output = subprocess.run(
-            [uv, "--version"], capture_output=True, text=True, timeout=30, check=True
+            [uv, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+            stdin=subprocess.DEVNULL,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     parts = output.split()
-    return parts[1] if len(parts) >= 2 else None
+    if len(parts) < 2 or parts[0] != "uv":
+        return None
+    return uv, parts[1]
+
+
+def client_uv() -> str | None:
+    """The uv on this client's PATH, if it runs."""
+    found = _uv_on_path()
+    return found[0] if found else None
+
+
+def uv_version() -> str | None:
+    """The version of the client's uv, to give the nodes the same one."""
+    found = _uv_on_path()
+    return found[1] if found else None
 
 
 def uv_wheel(facts: NodeFacts) -> Wheel | None:
@@ -375,7 +466,10 @@ def uv_wheel(facts: NodeFacts) -> Wheel | None:
 
 
 def _run(command: list[str], what: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    # umask 077: what the build or download writes into the cache is private from its creation.
+    result = subprocess.run(
+        command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False, umask=0o077
+    )
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip().splitlines()[-_OUTPUT_TAIL:]
         raise ProvisionError(f"{what} failed (exit {result.returncode}):\n" + "\n".join(output))

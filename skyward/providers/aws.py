@@ -21,11 +21,13 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -73,7 +75,10 @@ class AWS:
             parameters. It needs cloud-init, sshd, and a Python of the client's minor version.
         subnet_id: the subnet to launch in; ``None`` is the region's default VPC.
         ssh_cidr: who may connect to tcp/22; ``None`` is this machine's public address, as
-            ``https://checkip.amazonaws.com`` sees it (pass it where that cannot be reached).
+            ``https://checkip.amazonaws.com`` sees it (pass it where that cannot be reached). A range wider
+            than one address (``"10.0.0.0/16"``, ``"0.0.0.0/0"``) needs ``allow_wide_ssh_cidr=True``.
+        allow_wide_ssh_cidr: accept an `ssh_cidr` wider than one address (a warning is still given): every
+            machine in it may then try to log in to the nodes (key-only, but exposed to sshd's flaws).
         profile: the AWS profile (``~/.aws/config``) to use; ``None`` is the default chain.
         ssh_timeout: seconds from launch until every instance must answer SSH.
         architecture: ``"x86_64"`` or ``"arm64"`` (Graviton), for types chosen from the resource parameters.
@@ -105,6 +110,7 @@ class AWS:
     ami: str | None = None
     subnet_id: str | None = None
     ssh_cidr: str | None = None
+    allow_wide_ssh_cidr: bool = False
     profile: str | None = None
     ssh_timeout: float = 300.0
     architecture: Literal["x86_64", "arm64"] = "x86_64"
@@ -129,7 +135,7 @@ class AWS:
     def __post_init__(self) -> None:
         # Mistakes surface here, at construction, rather than after instances have been paid for.
         if self.ssh_cidr is not None:
-            normalise_cidr(self.ssh_cidr)
+            _check_cidr_width(normalise_cidr(self.ssh_cidr), self.allow_wide_ssh_cidr)
         if not self.ssh_timeout > 0:
             raise ValueError(f"AWS(ssh_timeout=...) must be positive, got {self.ssh_timeout!r}")
         if self.host_key_wait < 0:
@@ -217,6 +223,10 @@ class AWSDeployment:
         public_key = _new_key(key_file, comment=f"skyward {self.pool_id}")
         self.resources.import_key_pair(public_key)
         group_id = self.resources.create_security_group(plan.vpc_id, plan.cidr)
+        if ipaddress.ip_network(plan.cidr).num_addresses > 1:
+            self._say(
+                f"WARNING: tcp/22 is open to {plan.cidr}, not only to this machine (allow_wide_ssh_cidr)"
+            )
         self._say(f"launching {plan.describe(cluster.nodes)}")
         request = run_request(
             plan,
@@ -247,14 +257,14 @@ class AWSDeployment:
             unreachable_hint=f"The security group lets tcp/22 in from {plan.cidr} only: is that this machine's "
             "address as the instances see it (AWS(ssh_cidr=...))?",
         )
-        known_hosts = self.workdir / "known_hosts"
-        known_hosts.write_text(
-            "".join(
-                line + "\n"
-                for node in self.ready
-                for line in known_hosts_lines(node.host, node.port, list(node.keys))
-            )
+        known_hosts = self.workdir / "known_hosts"  # in a private (0700) directory, written 0600
+        text = "".join(
+            line + "\n"
+            for node in self.ready
+            for line in known_hosts_lines(node.host, node.port, list(node.keys))
         )
+        with os.fdopen(os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(text)
         settings: dict[str, Any] = {
             **provider.ssh_options,
             "quiet": provider.quiet,
@@ -326,6 +336,24 @@ class AWSDeployment:
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
             released.set()
+
+
+def _check_cidr_width(cidr: str, allowed: bool) -> None:
+    """A range wider than one address opens the nodes' sshd to every machine in it: only when asked, loudly."""
+    network = ipaddress.ip_network(cidr)
+    if network.prefixlen == network.max_prefixlen:
+        return
+    if not allowed:
+        raise ValueError(
+            f"AWS(ssh_cidr={cidr!r}) lets {network.num_addresses} addresses try to log in to the nodes' sshd. "
+            "Give this machine's address (a /32), or pass allow_wide_ssh_cidr=True to accept the range."
+        )
+    warnings.warn(
+        f"sky.AWS: tcp/22 of the pool's instances will be open to {cidr} ({network.num_addresses} addresses), "
+        "not only to this machine",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _new_key(path: Path, comment: str) -> str:

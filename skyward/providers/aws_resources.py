@@ -1,17 +1,21 @@
 """Everything one pool creates in EC2, and the one way to remove all of it.
 
 A pool creates a key pair, a security group and its instances, each tagged ``skyward:pool=<pool id>`` in the
-same call that creates it. `PoolResources.release` removes them by that tag as well as by the ids it recorded,
-so a call interrupted after AWS acted but before its answer arrived (Ctrl-C during ``RunInstances``) leaves
-nothing behind either.
+same call that creates it. Tags alone are never trusted: anyone allowed to tag resources in the account could
+tag someone else's instance with a pool's id. `PoolResources.release` removes what the pool recorded, and what a
+call interrupted after AWS acted but before its answer arrived (Ctrl-C during ``RunInstances``) created, found by
+what cannot be changed after creation: the key pair's name (``skyward-<pool id>``, unique to the pool), the
+group's name, and for instances the pool's key pair *and* its recorded security group.
 
 `sweep_orphans` removes what a pool left when its client was killed outright: its instances terminated
-themselves (the lease watchdog), but their security group and key pair remain.
+themselves (the lease watchdog), but their security group and key pair remain. It touches only groups and key
+pairs whose names, tags and (for groups) descriptions are all skyward's own pattern, and never instances.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -22,6 +26,14 @@ from skyward.providers.aws_api import AwsRefused, aws_call, error_code, error_me
 POOL_TAG = "skyward:pool"
 CREATED_TAG = "skyward:created"  # unix seconds: security groups have no creation time of their own
 LIVE_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
+# What skyward names its key pairs and groups (``skyward-`` + the pool id, ``sky-`` + 8 hex digits) and how it
+# describes its groups; the sweep deletes nothing that does not match.
+_RESOURCE_NAME = re.compile(r"skyward-(sky-[0-9a-f]{8})")
+_GROUP_DESCRIPTION = re.compile(r"skyward pool (sky-[0-9a-f]{8}): SSH from \S+ only")
+
+
+def group_description(pool_id: str, cidr: str) -> str:
+    return f"skyward pool {pool_id}: SSH from {cidr} only"
 
 
 def pool_tags(pool_id: str, resource_type: str, **extra: str) -> list[dict[str, Any]]:
@@ -73,7 +85,7 @@ class PoolResources:
         with self._creating(), aws_call("creating the pool's security group"):
             self.group_id = self.ec2.create_security_group(
                 GroupName=self.group_name,
-                Description=f"skyward pool {self.pool_id}: SSH from {cidr} only",
+                Description=group_description(self.pool_id, cidr),
                 VpcId=vpc_id,
                 TagSpecifications=pool_tags(self.pool_id, "security-group"),
             )["GroupId"]
@@ -113,13 +125,13 @@ class PoolResources:
         deadline = time.monotonic() + timeout
         problems: list[str] = []
         terminating = self._terminate_all(problems)
-        for name in {self.key_name, *self._tagged_key_pairs(problems)}:
-            try:
-                with aws_call(f"deleting key pair {name}"):
-                    self.ec2.delete_key_pair(KeyName=name)  # idempotent: a missing key pair is no error
-            except Exception as exc:  # noqa: BLE001  (report it, and go on removing the rest)
-                problems.append(str(exc))
-        groups = {g for g in [self.group_id, *self._tagged_groups(problems)] if g}
+        try:
+            with aws_call(f"deleting key pair {self.key_name}"):
+                # By its name, which only this pool uses; idempotent: a missing key pair is no error.
+                self.ec2.delete_key_pair(KeyName=self.key_name)
+        except Exception as exc:  # noqa: BLE001  (report it, and go on removing the rest)
+            problems.append(str(exc))
+        groups = {g for g in [self.group_id, *self._named_groups(problems)] if g}
         if groups:
             if terminating:
                 self._say(
@@ -140,25 +152,43 @@ class PoolResources:
             problems.append(str(exc))
             return []
 
-    def _tagged_instance_ids(self, problems: list[str]) -> list[str]:
+    def _launched_instance_ids(self, problems: list[str]) -> list[str]:
+        """Live instances that this pool's ``RunInstances`` started, its answer lost or not: they carry the
+        pool's tag, its key pair and its security group. An instance's key pair is fixed at launch, so tagging
+        someone else's instance does not make it one of these."""
+        if self.group_id is None:
+            return []  # no group recorded: no RunInstances was sent
         reservations = self._tagged(
             self.ec2.describe_instances,
             "Reservations",
             problems,
-            filters=[{"Name": "instance-state-name", "Values": list(LIVE_STATES)}],
+            filters=[
+                {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
+                {"Name": "key-name", "Values": [self.key_name]},
+                {"Name": "instance.group-id", "Values": [self.group_id]},
+            ],
         )
-        return [item["InstanceId"] for r in reservations for item in r["Instances"]]
+        return [
+            item["InstanceId"]
+            for r in reservations
+            for item in r["Instances"]
+            if item.get("KeyName") == self.key_name
+            and any(g.get("GroupId") == self.group_id for g in item.get("SecurityGroups", []))
+        ]
 
-    def _tagged_key_pairs(self, problems: list[str]) -> list[str]:
-        return [k["KeyName"] for k in self._tagged(self.ec2.describe_key_pairs, "KeyPairs", problems)]
-
-    def _tagged_groups(self, problems: list[str]) -> list[str]:
-        groups = self._tagged(self.ec2.describe_security_groups, "SecurityGroups", problems)
-        return [g["GroupId"] for g in groups]
+    def _named_groups(self, problems: list[str]) -> list[str]:
+        """The pool's group found by its name (fixed at creation), when the answer that created it was lost."""
+        groups = self._tagged(
+            self.ec2.describe_security_groups,
+            "SecurityGroups",
+            problems,
+            filters=[{"Name": "group-name", "Values": [self.group_name]}],
+        )
+        return [g["GroupId"] for g in groups if g.get("GroupName") == self.group_name]
 
     def _terminate_all(self, problems: list[str]) -> list[str]:
-        """Terminate the recorded instances and every live one tagged with the pool; returns their ids."""
-        ids = sorted({*self.instance_ids, *self._tagged_instance_ids(problems)})
+        """Terminate the recorded instances and those this pool's interrupted launches started; returns ids."""
+        ids = sorted({*self.instance_ids, *self._launched_instance_ids(problems)})
         if not ids:
             return []
         self._say(f"terminating {len(ids)} instance(s): {', '.join(ids)}")
@@ -226,9 +256,22 @@ class PoolResources:
         )
 
 
+def _skyward_pool_of(name: str, tags: dict[str, str]) -> str | None:
+    """The pool id when `name` is skyward's name for that pool's resource and the pool tag agrees, else None."""
+    match = _RESOURCE_NAME.fullmatch(name)
+    if match is None or tags.get(POOL_TAG) != match.group(1):
+        return None
+    return match.group(1)
+
+
 def sweep_orphans(ec2: Any, older_than: float, say: Callable[[str], None]) -> list[str]:
     """Delete skyward security groups and key pairs older than `older_than` seconds whose pool has no live
-    instance; returns what was deleted. What cannot be deleted now is left for a later sweep."""
+    instance; returns what was deleted. What cannot be deleted now is left for a later sweep.
+
+    A group is skyward's when its name is ``skyward-<pool id>``, its pool tag says the same pool and its
+    description is the one skyward writes; a key pair when its name and tag agree likewise. Tags alone decide
+    nothing, and instances are never touched here.
+    """
     cutoff = time.time() - older_than
     groups = ec2.describe_security_groups(Filters=[{"Name": "tag-key", "Values": [POOL_TAG]}])[
         "SecurityGroups"
@@ -237,29 +280,40 @@ def sweep_orphans(ec2: Any, older_than: float, say: Callable[[str], None]) -> li
     candidates: dict[str, list[tuple[str, str]]] = {}
     for group in groups:
         tags = {t["Key"]: t["Value"] for t in group.get("Tags", [])}
+        pool_id = _skyward_pool_of(group.get("GroupName", ""), tags)
+        described = _GROUP_DESCRIPTION.fullmatch(group.get("Description", ""))
+        if pool_id is None or described is None or described.group(1) != pool_id:
+            continue
         if float(tags.get(CREATED_TAG, "inf")) < cutoff:
-            candidates.setdefault(tags[POOL_TAG], []).append(("group", group["GroupId"]))
+            candidates.setdefault(pool_id, []).append(("group", group["GroupId"]))
     for key in keys:
         tags = {t["Key"]: t["Value"] for t in key.get("Tags", [])}
+        pool_id = _skyward_pool_of(key.get("KeyName", ""), tags)
+        if pool_id is None:
+            continue
         created = key.get("CreateTime")
         made = created.timestamp() if isinstance(created, datetime) else float(tags.get(CREATED_TAG, "inf"))
         if made < cutoff:
-            candidates.setdefault(tags[POOL_TAG], []).append(("key", key["KeyName"]))
+            candidates.setdefault(pool_id, []).append(("key", key["KeyName"]))
     if not candidates:
         return []
-    live = ec2.describe_instances(
-        Filters=[
-            {"Name": f"tag:{POOL_TAG}", "Values": sorted(candidates)},
-            {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
-        ]
-    )["Reservations"]
-    alive = {
-        tag["Value"]
-        for r in live
-        for item in r["Instances"]
-        for tag in item.get("Tags", [])
-        if tag["Key"] == POOL_TAG
-    }
+    alive: set[str] = set()
+    for name, values in (
+        (f"tag:{POOL_TAG}", sorted(candidates)),
+        ("key-name", [f"skyward-{pool_id}" for pool_id in sorted(candidates)]),
+    ):
+        live = ec2.describe_instances(
+            Filters=[
+                {"Name": name, "Values": values},
+                {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
+            ]
+        )["Reservations"]
+        for r in live:
+            for item in r["Instances"]:
+                alive |= {t["Value"] for t in item.get("Tags", []) if t["Key"] == POOL_TAG}
+                match = _RESOURCE_NAME.fullmatch(item.get("KeyName") or "")
+                if match:
+                    alive.add(match.group(1))
     deleted = []
     for pool_id, items in sorted(candidates.items()):
         if pool_id in alive:

@@ -29,6 +29,16 @@ from skyward.spec import ClusterSpec
 from skyward.worker import READY_PREFIX
 
 _TAIL_LINES = 40
+# The agent runs isolated (-I: no working directory or user site on sys.path, no PYTHON* variables), so that a
+# json.py where the client happens to run cannot shadow the stdlib in the worker. The node must still import what
+# the client imports (user modules pickled by reference): the client's sys.path comes as an argument, after the
+# worker's own entries (stdlib and site-packages first), rather than in PYTHONPATH, which tasks' subprocesses
+# would inherit.
+_LAUNCHER = (
+    "import json,runpy,sys\n"
+    "sys.path+=[p for p in json.loads(sys.argv[1]) if p not in sys.path]\n"
+    "runpy.run_module('skyward.worker',run_name='__main__',alter_sys=True)\n"
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,11 @@ def check_image(image: Image) -> None:
         )
 
 
+def _client_path() -> list[str]:
+    """The client's import path, absolute (``""`` is the working directory)."""
+    return [os.path.abspath(p or os.curdir) for p in sys.path]
+
+
 def _dpkg_installed(package: str) -> bool:
     if shutil.which("dpkg-query") is None:
         return False
@@ -121,11 +136,8 @@ class LocalDeployment:
     def start_node(self, index: int, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> StartedNode:
         name = f"{cluster.pool_id}-node-{index}"
         env = {**os.environ, **image.env}
-        # The node must import what the client imports (user modules pickled by reference included).
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        env["PYTHONUNBUFFERED"] = "1"
         popen = subprocess.Popen(
-            [sys.executable, "-m", "skyward.worker"],
+            [sys.executable, "-I", "-u", "-c", _LAUNCHER, json.dumps(_client_path())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 _TAIL_LINES = 40
 # Reads one line of environment variables (JSON) from stdin without buffering past it, applies them, and
 # becomes the worker, which then reads its own configuration line. Secrets in image.env never reach a command
-# line, where `ps` would show them.
+# line, where `ps` would show them. The worker runs isolated (-I): the login's home is its working directory, and
+# a ~/json.py must not shadow the stdlib there (nor PYTHONPATH from the login's profile reach it).
 _LAUNCHER = (
     "import json,os,sys\n"
     "line=b''\n"
@@ -55,7 +56,7 @@ _LAUNCHER = (
     "    if not c: sys.exit('skyward launcher: stdin closed before the environment line')\n"
     "    line+=c\n"
     "os.environ.update(json.loads(line))\n"
-    "os.execv(sys.executable,[sys.executable,'-u','-m','skyward.worker'])\n"
+    "os.execv(sys.executable,[sys.executable,'-I','-u','-m','skyward.worker'])\n"
 )
 
 
@@ -89,6 +90,9 @@ class SSH:
         progress: called with each `BootstrapEvent` (on skyward's I/O thread: keep it quick); replaces the
             printed progress.
         forward_output: print what tasks print on the nodes, each line prefixed with the node's name.
+        forward_agent: forward this machine's SSH agent to the nodes (tasks could then log in elsewhere with
+            your keys, and so could anyone with root on a node). Off by default, whatever ``ForwardAgent`` in
+            ``~/.ssh/config`` says.
     """
 
     hosts: Sequence[str]
@@ -105,6 +109,7 @@ class SSH:
     quiet: bool = False
     progress: ProgressCallback | None = None
     forward_output: bool = True
+    forward_agent: bool = False
     name: str = field(default="ssh", init=False)
     shares_client_files: bool = field(default=False, init=False)
 
@@ -233,6 +238,7 @@ class SSHDeployment:
                 known_hosts=provider.known_hosts,
                 verify_host_keys=provider.verify_host_keys,
                 timeout=provider.connect_timeout,
+                forward_agent=provider.forward_agent,
             )
             emit("probe", f"{self._provider.python}")
             facts = await probe(node.conn, self._provider.python, target.text, self.settings.probe_timeout)

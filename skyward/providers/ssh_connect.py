@@ -67,12 +67,14 @@ async def connect(
     known_hosts: str | None = None,
     verify_host_keys: bool = True,
     timeout: float = 15.0,
+    forward_agent: bool = False,
 ) -> asyncssh.SSHClientConnection:
     """Open an SSH connection to `target`, turning every failure into a `ProvisionError` that says why.
 
     `known_hosts` ``None`` is ``~/.ssh/known_hosts``; a missing file trusts no host. `key_file` ``None`` leaves
     the choice of keys to asyncssh (the SSH agent, then ``~/.ssh/id_*``). `timeout` covers TCP, key exchange
-    and login.
+    and login. The SSH agent is forwarded only if `forward_agent`, whatever ``ForwardAgent`` in
+    ``~/.ssh/config`` says: a forwarded agent lets anyone with root (or the login) on the node use its keys.
     """
     import asyncssh
 
@@ -82,6 +84,8 @@ async def connect(
         # A node that vanishes (power, network) is noticed within ~30 s even when no task is running.
         "keepalive_interval": 10,
         "keepalive_count_max": 3,
+        # Explicit, so that ~/.ssh/config's ForwardAgent (which asyncssh honours) does not decide it.
+        "agent_forwarding": forward_agent,
     }
     if target.user:
         options["username"] = target.user

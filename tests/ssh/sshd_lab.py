@@ -124,10 +124,15 @@ class Lab:
 
     # --- hosts ---------------------------------------------------------------------------------------------
 
-    def add_isolated_host(self, name: str, home: Path | None = None, port: int = 22) -> Host:
-        """An sshd alone in a network namespace, reachable from here only through its veth link."""
+    def add_isolated_host(
+        self, name: str, home: Path | None = None, port: int = 22, env: dict[str, str] | None = None
+    ) -> Host:
+        """An sshd alone in a network namespace, reachable from here only through its veth link.
+
+        `env`: further variables of the login's sessions (sshd's ``SetEnv``), e.g. a ``PATH`` of the test's.
+        """
         netns, address = self._namespace()
-        return self._start(name, address, port, home, netns)
+        return self._start(name, address, port, home, netns, env)
 
     def add_sshd_in(self, existing: Host, name: str, home: Path, port: int) -> Host:
         """Another sshd in `existing`'s network namespace (another "host" on the same address)."""
@@ -156,7 +161,15 @@ class Lab:
         _run(IP, "-n", netns, "link", "set", "lo", "up")  # workers bind 127.0.0.1 there
         return netns, f"10.231.{third}.2"
 
-    def _start(self, name: str, address: str, port: int, home: Path | None, netns: str | None) -> Host:
+    def _start(
+        self,
+        name: str,
+        address: str,
+        port: int,
+        home: Path | None,
+        netns: str | None,
+        env: dict[str, str] | None = None,
+    ) -> Host:
         assert SSHD is not None
         folder = self.root / name
         folder.mkdir()
@@ -181,7 +194,7 @@ class Lab:
                     "X11Forwarding no",
                     "MaxSessions 50",
                     "MaxStartups 50",
-                    f"SetEnv HOME={home}",
+                    " ".join(["SetEnv", f"HOME={home}", *(f"{k}={v}" for k, v in (env or {}).items())]),
                     "Subsystem sftp internal-sftp",
                     "LogLevel VERBOSE",
                     "",

@@ -226,9 +226,22 @@ def test_a_node_python_of_another_minor_version_is_refused(lab: Lab, ssh_provide
 
 
 def test_a_worker_that_dies_at_start_is_reported_with_its_output(lab: Lab, ssh_provider) -> None:
-    # image.env reaches the worker's interpreter before it starts: this one cannot find its standard library.
-    image = sky.Image(env={"PYTHONHOME": "/nonexistent-python-home"})
-    message, elapsed = launch_error(ssh_provider("delta"), image=image)
+    # The worker starts isolated (-I: PYTHON* variables of image.env do not configure it), but its environment's
+    # site-packages still run their .pth files: a broken one ends the worker before it listens.
+    with sky.ComputePool(provider=ssh_provider("delta")):
+        pass  # the environment exists
+    planted = [
+        site / "zz_broken_by_test.pth"
+        for site in (lab.hosts["delta"].home / ".skyward" / "envs").glob("*/lib/python*/site-packages")
+    ]
+    assert planted
+    try:
+        for path in planted:
+            path.write_text("import sys; sys.exit('the worker died at start: broken .pth planted by the test')\n")
+        message, elapsed = launch_error(ssh_provider("delta"))
+    finally:
+        for path in planted:
+            path.unlink(missing_ok=True)
     assert lab.hosts["delta"].spec in message and "exited with status" in message
-    assert "nonexistent-python-home" in message or "Fatal Python error" in message, message
+    assert "broken .pth planted by the test" in message, message
     assert elapsed < 60
