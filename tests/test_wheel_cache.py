@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from skyward.bootstrap import wheels
+from skyward.bootstrap import wheel_cache, wheels
 from skyward.bootstrap.wheels import repack
 
 
@@ -54,11 +54,11 @@ def test_a_cached_wheel_without_its_recorded_hash_is_not_trusted(cache: Path) ->
 
 
 def test_a_downloaded_wheel_changed_in_the_cache_is_not_reused(cache: Path) -> None:
-    folder = wheels.private_dir("downloads")
+    folder = wheel_cache.private_dir("downloads")
     good = folder / "demo_pkg-1.0-py3-none-any.whl"
     with zipfile.ZipFile(good, "w") as archive:
         archive.writestr("demo_pkg/__init__.py", "")
-    wheels._recorded(good)
+    wheel_cache.recorded(good)
     facts = _facts()
     assert wheels._cached_download("demo-pkg==1.0", facts) is not None
     with open(good, "ab") as f:
@@ -81,7 +81,7 @@ def test_the_cache_is_private_from_creation(cache: Path) -> None:
 def test_an_older_wider_cache_root_is_narrowed(cache: Path) -> None:
     cache.mkdir(mode=0o755)
     cache.chmod(0o755)
-    wheels.private_dir("downloads")
+    wheel_cache.private_dir("downloads")
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700
 
 

@@ -12,7 +12,7 @@ Three sources, cheapest first:
 Everything lands in a cache directory (``$SKYWARD_CACHE_DIR``, else ``$XDG_CACHE_HOME/skyward``, else
 ``~/.cache/skyward``) keyed by content, so a second pool reuses it. The cache is private (directories 0700, files
 0600 from their creation), and each wheel's SHA-256 is recorded beside it (``<wheel>.sha256``) when it is made:
-a cached wheel is reused only if its bytes still have that hash, and made again otherwise.
+a cached wheel is reused only if its bytes still have that hash, and made again otherwise (`wheel_cache`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import threading
 import zipfile
 from base64 import urlsafe_b64encode
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from email.parser import HeaderParser
 from functools import cache
 from importlib.metadata import Distribution
@@ -42,6 +41,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from skyward.bootstrap.facts import NodeFacts
 from skyward.bootstrap.requirements import Pin
+from skyward.bootstrap.wheel_cache import Wheel, private_dir, recorded, verified, write_private
 from skyward.errors import ProvisionError
 
 # Wheel production runs in worker threads (one per node being bootstrapped); one at a time is plenty and keeps
@@ -50,101 +50,6 @@ _lock = threading.RLock()
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same files always give the same bytes
 _SKIP_DIST_INFO = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
 _OUTPUT_TAIL = 30
-
-
-@dataclass(frozen=True)
-class Wheel:
-    """A wheel file on the client and the SHA-256 of its bytes (its identity on nodes)."""
-
-    path: Path
-    sha256: str
-
-    @property
-    def filename(self) -> str:
-        return self.path.name
-
-    @property
-    def tags(self) -> frozenset[Tag]:
-        return parse_wheel_filename(self.filename)[3]
-
-    @classmethod
-    def of(cls, path: Path) -> Wheel:
-        return cls(path, _sha256(path))
-
-
-def cache_dir() -> Path:
-    """Where built, repacked and downloaded wheels are kept."""
-    explicit = os.environ.get("SKYWARD_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "skyward"
-
-
-def private_dir(*parts: str) -> Path:
-    """``cache_dir()/<parts...>``, each level created with mode 0700 (an existing, wider cache root is narrowed:
-    an older skyward made it with the default mode)."""
-    root = cache_dir()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    root.mkdir(mode=0o700, exist_ok=True)
-    if root.stat().st_mode & 0o077:
-        root.chmod(0o700)
-    path = root
-    for part in parts:
-        path = path / part
-        path.mkdir(mode=0o700, exist_ok=True)
-    return path
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(data)
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _recorded(path: Path) -> Wheel:
-    """A wheel just made at `path`: its SHA-256 is recorded beside it, for `_verified` to check on reuse."""
-    digest = _hash_file(path)
-    _write_private(path.with_name(path.name + ".sha256"), digest.encode())
-    return Wheel(path, digest)
-
-
-def _verified(path: Path) -> Wheel | None:
-    """The cached wheel at `path` if its bytes still have the SHA-256 recorded when it was made; otherwise it
-    (tampered with, truncated, or from before hashes were recorded) is deleted and ``None`` returned."""
-    record = path.with_name(path.name + ".sha256")
-    try:
-        expected = record.read_text().strip()
-    except OSError:
-        expected = ""
-    digest = _hash_file(path) if path.exists() else ""
-    if expected and digest == expected:
-        return Wheel(path, digest)
-    for stale in (path, record):
-        stale.unlink(missing_ok=True)
-    return None
-
-
-@cache
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    info = path.stat()
-    return _sha256_cached(str(path), info.st_size, info.st_mtime_ns)
 
 
 # --- built from source -----------------------------------------------------------------------------------------
@@ -191,7 +96,7 @@ def build_from_source(name: str, source: Path) -> Wheel:
         target = private_dir("built") / f"{canonicalize_name(name)}-{_fingerprint(source)}"
         existing = sorted(target.glob("*.whl"))
         if existing:
-            cached = _verified(existing[0])
+            cached = verified(existing[0])
             if cached is not None:
                 return cached
             shutil.rmtree(target, ignore_errors=True)  # changed since it was built: build it again
@@ -224,12 +129,12 @@ def build_from_source(name: str, source: Path) -> Wheel:
                 raise ProvisionError(
                     f"building {name} from {source} produced {len(built)} wheels, expected one"
                 )
-            _recorded(built[0])
+            recorded(built[0])
             try:
                 scratch.rename(target)
             except OSError:  # another process of this client built it meanwhile
                 shutil.rmtree(scratch, ignore_errors=True)
-            wheel = _verified(next(target.glob("*.whl")))
+            wheel = verified(next(target.glob("*.whl")))
             if wheel is None:
                 raise ProvisionError(
                     f"the wheel of {name} built at {target} changed while it was being cached"
@@ -276,7 +181,7 @@ def repack(dist: Distribution) -> Wheel:
     with _lock:
         target = private_dir("repacked", key) / filename
         if target.exists():
-            cached = _verified(target)
+            cached = verified(target)
             if cached is not None:
                 return cached
         partial = target.with_name(f".{filename}.{os.getpid()}.part")
@@ -308,7 +213,7 @@ def repack(dist: Distribution) -> Wheel:
             info = zipfile.ZipInfo(f"{dist_info}/RECORD", _ZIP_EPOCH)
             info.external_attr = (0o644 | stat.S_IFREG) << 16
             archive.writestr(info, "\n".join(entries) + "\n", compress_type=zipfile.ZIP_DEFLATED)
-        wheel = _recorded(partial)
+        wheel = recorded(partial)
         os.replace(partial.with_name(partial.name + ".sha256"), target.with_name(target.name + ".sha256"))
         os.replace(partial, target)
         return Wheel(target, wheel.sha256)
@@ -348,7 +253,7 @@ def _cached_download(pin: str, facts: NodeFacts) -> Wheel | None:
             and str(found_version) == version
             and facts.accepts(found_tags)
         ):
-            cached = _verified(path)
+            cached = verified(path)
             if cached is not None:
                 return cached
     return None
@@ -377,7 +282,7 @@ def download(
             command += ["--no-deps"] if no_deps else []
             if constraints:
                 constraint_file = scratch / "constraints.txt"
-                _write_private(constraint_file, ("\n".join(constraints) + "\n").encode())
+                write_private(constraint_file, ("\n".join(constraints) + "\n").encode())
                 command += ["--constraint", str(constraint_file)]
             command += list(requirements)
             _run(
@@ -388,7 +293,7 @@ def download(
             wheels = []
             for path in sorted(scratch.glob("*.whl")):
                 kept = folder / path.name
-                _recorded(path)
+                recorded(path)
                 os.replace(path.with_name(path.name + ".sha256"), kept.with_name(kept.name + ".sha256"))
                 os.replace(path, kept)
                 wheels.append(Wheel.of(kept))
