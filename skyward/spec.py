@@ -84,10 +84,10 @@ class Resources:
 def resource_spellings(
     owner: str,
     cpu: int | None,
-    memory: str | float | None,
+    memory: str | None,
     vcpus: int | None = None,
     memory_gb: float | None = None,
-) -> tuple[int | None, str | float | None]:
+) -> tuple[int | None, str | None]:
     """``(cpu, memory)`` from either spelling: ``vcpus=`` is ``cpu=``, ``memory_gb=16`` is ``memory="16GB"``.
 
     The older docs wrote ``vcpus`` and ``memory_gb``; both keep working. Giving both spellings of one parameter
