@@ -7,6 +7,7 @@
 """
 
 from skyward import plugins
+from skyward.blobs import writable
 from skyward.compute import PendingCall, PendingGroup, compute, gather
 from skyward.errors import (
     NoActivePool,
@@ -49,4 +50,5 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "plugins",
+    "writable",
 ]

@@ -1,36 +1,38 @@
 """Large arguments travel to each node once: content-addressed blobs.
 
-When a task is pickled, every large object in it (`bytes`, `bytearray`, numpy arrays, pandas frames and
-series of at least `BLOB_THRESHOLD` bytes) is replaced by its content digest. The client uploads a digest to a
-node the first time a task there needs it; the node keeps blobs in a bounded cache and tasks refer to them.
-GridSearchCV's 80 fits over one 50 MB `X` send `X` once per node instead of 80 times.
+When a task is pickled, every large object in it (`bytes`, `bytearray`, `memoryview`, numpy arrays, pandas
+frames and series of at least `BLOB_THRESHOLD` bytes; see `skyward.blob_kinds`) is replaced by the digest of
+its whole content, hashed at every submit. The client uploads a digest to a node the first time a task there
+needs it; the node keeps blobs in a bounded cache and tasks refer to them. GridSearchCV's 80 fits over one 50 MB `X`
+send `X` once per node instead of 80 times; an `X` changed in place between two submits has a new digest and
+travels again.
 
-Objects are treated as immutable while tasks use them, as joblib's read-only memmapping does: a digest is
-computed once per object and reused while a sampled fingerprint of its contents stays the same, and numpy arrays
-rebuilt on a node are read-only.
+What a task gets on the node is decided when the call is encoded (`BlobPolicy`, `writable`): by default the
+node's shared copy, read-only (as joblib's memory-mapped arguments are); or a private writable copy, made from
+the node's copy for that task alone (uploaded once all the same).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
+import os
 import pickle
 import threading
-import weakref
-from collections import OrderedDict
+from collections import ChainMap, OrderedDict
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import cloudpickle
 
 from skyward import wire
+from skyward.blob_kinds import SIZERS, content_digest, nbytes, private_copy, reduce_memoryview, shared_view
 
 # GridSearchCV's y (500 KB for 62,500 rows) sits under 1 MiB: at 1 MiB it went inline with each of 80 fits
-# (161 MB sent); at 256 KiB it travels once per node (108 MB). Hashing 256 KiB takes ~0.1 ms.
+# (161 MB sent); at 256 KiB it travels once per node (108 MB).
 BLOB_THRESHOLD = 256 * 1024
-DIGEST_SIZE = 20
+DIGEST_SIZE = 16
 _PID_TAG = "skyward-blob"
-_SAMPLE_POINTS = 4096
 
 
 class BlobMissing(KeyError):
@@ -41,146 +43,90 @@ class BlobMissing(KeyError):
         self.digest = digest
 
 
-# --- recognizing large objects -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class BlobPolicy:
+    """Which large arguments of a call tasks get as the node's shared, read-only copy.
+
+    Attributes:
+        share_above: objects larger than this many bytes are shared read-only; the others arrive as private
+            writable copies (still uploaded once per node). ``None``: none is shared, all are writable. The
+            default, 0, shares every blob.
+    """
+
+    share_above: int | None = 0
+
+    def shares(self, size: int) -> bool:
+        return self.share_above is not None and size > self.share_above
 
 
-def _bytes_size(obj: Any) -> int:
-    return len(obj)
+SHARED = BlobPolicy()
 
 
-def _array_size(obj: Any) -> int:
-    return -1 if obj.dtype.hasobject else int(obj.nbytes)
+@dataclass(frozen=True, slots=True)
+class Writable[T]:
+    """An argument marked to arrive as a private writable copy (see `writable`)."""
+
+    value: T
+
+    def __reduce__(self) -> tuple[Callable[[T], T], tuple[T]]:
+        # Small enough to travel inline: unpickling makes a fresh, writable object anyway.
+        return _unwrapped, (self.value,)
 
 
-def _frame_size(obj: Any) -> int:
-    return int(obj.memory_usage(index=True, deep=False).sum())
+def _unwrapped[T](value: T) -> T:
+    return value
 
 
-def _series_size(obj: Any) -> int:
-    return int(obj.memory_usage(index=True, deep=False))
+def writable[T](value: T) -> T:
+    """Mark a large argument so each task on a node gets a writable copy of its own.
 
+    Large arguments (numpy arrays, `bytearray`, `memoryview`, pandas objects of 256 KiB or more) arrive by
+    default as the node's shared copy, read-only. Wrapped in ``sky.writable``, the argument still travels to
+    each node once, and each task gets a private copy it may modify; writes stay on the node (they are not
+    sent back). The function receives the object itself, not the wrapper::
 
-def _sizer_for(kind: type) -> Callable[[Any], int] | None:
-    if kind is bytes or kind is bytearray:
-        return _bytes_size
-    module, name = kind.__module__, kind.__name__
-    if module == "numpy" and name == "ndarray":
-        return _array_size
-    if module.startswith("pandas.") and name == "DataFrame":
-        return _frame_size
-    if module.startswith("pandas.") and name == "Series":
-        return _series_size
-    return None
+        fill(sky.writable(X)) >> pool
 
-
-# The pickler asks about every object it meets (a joblib batch holds about a hundred): one dict lookup per type.
-_SIZERS: dict[type, Callable[[Any], int] | None] = {}
-
-
-def _nbytes(obj: object) -> int:
-    """Size of a candidate, or -1 for an object that is never a blob."""
-    kind = type(obj)
-    try:
-        sizer = _SIZERS[kind]
-    except KeyError:
-        sizer = _SIZERS[kind] = _sizer_for(kind)
-    return -1 if sizer is None else sizer(obj)
-
-
-def _fingerprint(obj: Any) -> object:
-    """A cheap summary that changes when a mutable object is modified in place (most of the time)."""
-    kind = type(obj)
+    Only for calls sent to a pool: run locally, the function would receive the wrapper.
+    """
+    kind = type(value)
     if kind is bytes:
-        return None  # immutable
-    if kind is bytearray:
-        step = max(1, len(obj) // _SAMPLE_POINTS)
-        return (len(obj), hashlib.blake2b(bytes(obj[::step]), digest_size=16).digest())
-    if kind.__name__ == "ndarray":
-        flat = obj.reshape(-1) if obj.flags.c_contiguous else obj.ravel(order="K")
-        step = max(1, flat.size // _SAMPLE_POINTS)
-        sample = flat[::step].tobytes()
-        return (obj.shape, obj.dtype.str, obj.strides, hashlib.blake2b(sample, digest_size=16).digest())
-    # pandas
-    import pandas as pd
-
-    step = max(1, len(obj) // _SAMPLE_POINTS)
-    sample = pd.util.hash_pandas_object(obj.iloc[::step], index=True).to_numpy().tobytes()
-    return (obj.shape, hashlib.blake2b(sample, digest_size=16).digest())
-
-
-def _content_digest(obj: Any) -> bytes:
-    # sha256 rather than blake2b: CPUs with SHA extensions hash it about twice as fast.
-    digest = hashlib.sha256()
-    kind = type(obj)
-    if kind is bytes or kind is bytearray:
-        digest.update(kind.__name__.encode())
-        digest.update(obj)
-    elif kind.__name__ == "ndarray":
-        import numpy as np
-
-        digest.update(f"ndarray{obj.dtype.str}{obj.shape}".encode())
-        digest.update(memoryview(np.ascontiguousarray(obj)).cast("B"))
-    else:  # pandas: its pickle is its content
-        digest.update(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-    return digest.digest()[:DIGEST_SIZE]
+        raise TypeError("bytes are immutable: pass a bytearray to sky.writable")
+    size = nbytes(value)
+    if SIZERS[kind] is None:
+        raise TypeError(
+            f"sky.writable takes a numpy array, bytearray, memoryview or pandas object, not {kind.__name__}"
+        )
+    if size < 0:
+        raise TypeError("an array of object dtype is pickled with each task: it always arrives writable")
+    return Writable(value)  # type: ignore[return-value]
 
 
 class BlobIndex:
-    """Client side: digests of large objects, and their serialized form for upload.
-
-    Digests are remembered per live object (weakly where the type allows, else for the most recent few), so a
-    50 MB array passed to 80 tasks is hashed once.
-    """
+    """Client side: digests of large objects, and their serialized form for upload (cached by digest)."""
 
     def __init__(self, threshold: int = BLOB_THRESHOLD, serialized_cache_bytes: int = 1 << 30) -> None:
         self.threshold = threshold
+        self._seed = int.from_bytes(os.urandom(8), "little")
         self._lock = threading.Lock()
-        self._by_id: dict[int, tuple[object, bytes, object]] = {}  # id -> (ref, digest, fingerprint)
-        self._strong: OrderedDict[int, object] = OrderedDict()  # keeps non-weakrefable objects' ids valid
         self._serialized: OrderedDict[bytes, bytes] = OrderedDict()
         self._serialized_bytes = 0
         self._serialized_limit = serialized_cache_bytes
 
     def digest(self, obj: object) -> bytes:
-        key = id(obj)
-        fingerprint = _fingerprint(obj)
-        with self._lock:
-            entry = self._by_id.get(key)
-        if entry is not None:
-            ref, digest, seen = entry
-            alive = ref() if isinstance(ref, weakref.ref) else ref
-            if alive is obj and seen == fingerprint:
-                return digest
-        digest = _content_digest(obj)
-        self._remember(obj, digest, fingerprint)
-        return digest
-
-    def _remember(self, obj: object, digest: bytes, fingerprint: object) -> None:
-        key = id(obj)
-        try:
-            ref: object = weakref.ref(obj, lambda _, key=key: self._forget(key))
-        except TypeError:  # bytes: keep the object alive so its id cannot be reused meanwhile
-            ref = obj
-            with self._lock:
-                self._strong[key] = obj
-                while len(self._strong) > 16:
-                    old, _ = self._strong.popitem(last=False)
-                    self._by_id.pop(old, None)
-        with self._lock:
-            self._by_id[key] = (ref, digest, fingerprint)
-
-    def _forget(self, key: int) -> None:
-        with self._lock:
-            self._by_id.pop(key, None)
+        """The digest of `obj`'s whole content, afresh: a write in place since the last call shows."""
+        return content_digest(obj, self._seed)
 
     def serialized(self, digest: bytes, obj: object) -> bytes:
-        """The bytes to upload for `obj`, serialized once for every node that needs them."""
+        """The bytes to upload for `obj`, serialized once per content for every node that needs them."""
         with self._lock:
             data = self._serialized.get(digest)
             if data is not None:
                 self._serialized.move_to_end(digest)
                 return data
-        data = wire.frame(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), probe=True)
+        buffer = io.BytesIO()
+        _UploadPickler(buffer).dump(obj)
+        data = wire.frame(buffer.getvalue(), probe=True)
         with self._lock:
             self._serialized[digest] = data
             self._serialized_bytes += len(data)
@@ -190,27 +136,61 @@ class BlobIndex:
         return data
 
 
-class BlobPickler(cloudpickle.Pickler):
-    """cloudpickle, with large objects swapped for digests (collected in `blobs`)."""
+class _UploadPickler(cloudpickle.Pickler):
+    """cloudpickle, and memoryviews (which pickle cannot take) as their bytes, format and shape."""
 
-    def __init__(self, file: io.BytesIO, index: BlobIndex) -> None:
+    dispatch_table: ClassVar[ChainMap[type, Any]] = ChainMap(
+        {memoryview: reduce_memoryview}, cloudpickle.Pickler.dispatch_table
+    )
+
+    def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class BlobPickler(_UploadPickler):
+    """cloudpickle, with large objects swapped for digests.
+
+    `blobs` collects the serialized form of each, taken now: the task runs with the argument as it was when
+    it was submitted, even if it changes before the upload.
+    """
+
+    def __init__(self, file: io.BytesIO, index: BlobIndex, policy: BlobPolicy = SHARED) -> None:
+        super().__init__(file)
         self._index = index
-        self.blobs: dict[bytes, object] = {}
+        self._policy = policy
+        self._seen: dict[tuple[int, bool], tuple[str, bytes, bool]] = {}  # hashed once per object per task
+        self.blobs: dict[bytes, bytes] = {}
 
-    def persistent_id(self, obj: object) -> tuple[str, bytes] | None:  # type: ignore[override]
-        sizer = _SIZERS.get(type(obj), _nbytes)  # inlined fast path: most objects are of a known, small type
-        if sizer is None or sizer(obj) < self._index.threshold:
+    def persistent_id(self, obj: object) -> tuple[str, bytes, bool] | None:  # type: ignore[override]
+        kind = type(obj)
+        if kind is Writable:
+            return self._blob_id(obj.value, writable=True)  # type: ignore[attr-defined]
+        if SIZERS.get(kind, nbytes) is None:  # inlined fast path: most objects are of a known, small type
             return None
-        digest = self._index.digest(obj)
-        self.blobs[digest] = obj
-        return (_PID_TAG, digest)
+        return self._blob_id(obj, writable=False)
+
+    def _blob_id(self, obj: object, writable: bool) -> tuple[str, bytes, bool] | None:
+        size = nbytes(obj)
+        if size < self._index.threshold:
+            return None  # inline (a Writable is then pickled as its value: fresh, so writable)
+        key = (id(obj), writable)  # the objects stay alive while the task is pickled: ids are not reused
+        pid = self._seen.get(key)
+        if pid is None:
+            digest = self._index.digest(obj)
+            self.blobs[digest] = self._index.serialized(digest, obj)
+            pid = self._seen[key] = (_PID_TAG, digest, writable or not self._policy.shares(size))
+        return pid
 
 
-def dumps_with_blobs(obj: object, index: BlobIndex) -> tuple[bytes, dict[bytes, object]]:
-    """Pickle `obj` (as `wire.dumps` does), large objects replaced by digests; returns the frame and the blobs."""
+def dumps_with_blobs(
+    obj: object, index: BlobIndex, policy: BlobPolicy = SHARED
+) -> tuple[bytes, dict[bytes, bytes]]:
+    """Pickle `obj` (as `wire.dumps` does), large objects replaced by digests.
+
+    Returns the frame and the uploads it needs, by digest.
+    """
     buffer = io.BytesIO()
-    pickler = BlobPickler(buffer, index)
+    pickler = BlobPickler(buffer, index, policy)
     pickler.dump(obj)
     return wire.frame(buffer.getvalue()), pickler.blobs
 
@@ -224,9 +204,16 @@ class BlobUnpickler(pickle.Unpickler):
         self._resolve = resolve
 
     def persistent_load(self, pid: object) -> object:
-        if not (isinstance(pid, tuple) and len(pid) == 2 and pid[0] == _PID_TAG and isinstance(pid[1], bytes)):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 3
+            and pid[0] == _PID_TAG
+            and isinstance(pid[1], bytes)
+            and isinstance(pid[2], bool)
+        ):
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        return self._resolve(pid[1])
+        shared = self._resolve(pid[1])
+        return private_copy(shared) if pid[2] else shared_view(shared)
 
 
 def loads_with_blobs(frame: bytes, resolve: Callable[[bytes], object]) -> Any:
@@ -234,13 +221,13 @@ def loads_with_blobs(frame: bytes, resolve: Callable[[bytes], object]) -> Any:
 
 
 def rebuild(data: bytes | bytearray) -> object:
-    """A blob's object from its uploaded bytes; numpy arrays come back read-only (they are shared by tasks)."""
+    """A blob's object from its uploaded bytes; arrays and memoryviews come back read-only (tasks share them)."""
     obj = wire.loads(data)
     if type(obj).__name__ == "ndarray":
         obj.flags.writeable = False  # type: ignore[attr-defined]
+    elif type(obj) is memoryview:
+        obj = obj.toreadonly()
     return obj
-
-
 class BlobStore:
     """Node side: uploaded blobs, least recently used evicted past `limit_bytes`.
 

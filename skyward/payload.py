@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skyward import wire
-from skyward.blobs import BlobIndex, BlobMissing, dumps_with_blobs, loads_with_blobs
+from skyward.blobs import SHARED, BlobIndex, BlobMissing, BlobPolicy, dumps_with_blobs, loads_with_blobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,20 +21,38 @@ class TaskPayload:
 
 @dataclass(frozen=True, slots=True)
 class EncodedTask:
-    """A serialized task and the large objects it refers to by digest (kept alive until the task is done)."""
+    """A serialized task and the uploads of the large objects it refers to, by digest."""
 
     payload: bytes
-    blobs: dict[bytes, object] = field(default_factory=dict)
+    blobs: dict[bytes, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WithBlobPolicy:
+    """A callable to submit whose large arguments are encoded under `policy`.
+
+    ``pool.submit(WithBlobPolicy(batch, policy))`` runs ``batch()``; the wrapper itself does not travel.
+    The joblib backend wraps its batches this way to honour ``max_nbytes`` and ``mmap_mode``.
+    """
+
+    fn: Callable[..., Any]
+    policy: BlobPolicy
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
 
 
 def encode_task(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], index: BlobIndex | None = None
 ) -> EncodedTask:
     """Serialize a call. Raises `TypeError` naming the function when something in it cannot be pickled."""
+    policy = SHARED
+    if isinstance(fn, WithBlobPolicy):
+        fn, policy = fn.fn, fn.policy
     try:
         if index is None:
             return EncodedTask(wire.dumps(TaskPayload(fn, args, kwargs)))
-        payload, blobs = dumps_with_blobs(TaskPayload(fn, args, kwargs), index)
+        payload, blobs = dumps_with_blobs(TaskPayload(fn, args, kwargs), index, policy)
         return EncodedTask(payload, blobs)
     except Exception as exc:
         name = getattr(fn, "__qualname__", repr(fn))

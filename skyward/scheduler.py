@@ -66,7 +66,7 @@ class Task:
     id: str
     payload: bytes
     future: TaskFuture
-    blobs: dict[bytes, object] = field(default_factory=dict)
+    blobs: dict[bytes, bytes] = field(default_factory=dict)  # digest -> upload
     pinned_node: int | None = None
     attempts: int = 0
     node: int | None = None  # where it runs now
@@ -307,7 +307,7 @@ class Scheduler:
     async def _upload_blobs(self, node: NodeSlots, task: Task) -> None:
         """Upload the blobs of `task` that `node` lacks; concurrent tasks needing the same blob share one upload."""
         loop = asyncio.get_running_loop()
-        for digest, obj in task.blobs.items():
+        for digest, data in task.blobs.items():  # serialized at submit: the argument as it was then
             while digest not in node.blobs:
                 pending = node.uploads.get(digest)
                 if pending is not None:
@@ -316,8 +316,6 @@ class Scheduler:
                 upload: asyncio.Future[None] = loop.create_future()
                 node.uploads[digest] = upload
                 try:
-                    # Serializing 100 MB takes a while: not on the I/O loop.
-                    data = await loop.run_in_executor(None, self._blob_index.serialized, digest, obj)
                     await node.link.put_blob(digest, data)
                 except BaseException as exc:
                     upload.set_exception(exc)

@@ -108,8 +108,8 @@ def reply_missing(digests: tuple[bytes, ...]) -> bytes:
     return bytes([STATUS_MISSING_BLOBS]) + b"".join(digests)
 
 
-def missing_blobs(reply: bytes, digest_size: int = 20) -> tuple[bytes, ...] | None:
-    """The digests a missing-blobs reply names, or None for any other reply."""
+def missing_blobs(reply: bytes, digest_size: int = 16) -> tuple[bytes, ...] | None:
+    """The digests a missing-blobs reply names, or None for any other reply (digests: `blobs.DIGEST_SIZE`)."""
     if reply[:1] != bytes([STATUS_MISSING_BLOBS]):
         return None
     body = reply[1:]

@@ -60,6 +60,9 @@ def check_02(out: str, err: str) -> None:
     assert len(nodes_named(out)) >= 2
     assert len(NODE.findall(find(r"many\s+40 calls .*", out).group(0))) == 2  # spread over both nodes
     assert "ZeroDivisionError raised on a node" in out and ", in divide" in out
+    find(r"writable\s+shared copy writable: False; sky.writable\(X\): True, mean after centering 0.0", out)
+    writer = find(r"on pid (\d+); the client's X is unchanged: X\[:3\] = \[0\. 1\. 2\.\]", out).group(1)
+    assert writer != client
     pids = {
         kind: {
             int(pid)

@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from concurrent.futures import as_completed
 
+import numpy as np
+
 import skyward as sky
 
 SMALL = os.environ.get("SKYWARD_EXAMPLE_SMALL") == "1"
@@ -82,6 +84,25 @@ def operators(pool: sky.ComputePool) -> None:
     # --8<-- [end:operators]
 
 
+@sky.compute
+def center(X: np.ndarray) -> tuple[bool, float, int]:
+    """Subtract the mean in place, if `X` may be written; returns (writable, mean after, pid)."""
+    writable = bool(X.flags.writeable)
+    if writable:
+        X -= X.mean()
+    return writable, float(X.mean()), os.getpid()
+
+
+def writable_arguments(pool: sky.ComputePool) -> None:
+    # --8<-- [start:writable]
+    X = np.arange(200_000, dtype=float)  # 1.6 MB: sent to each node once, by content hash
+    shared, _, _ = center(X) >> pool  # the node's copy, shared by its tasks: read-only
+    writable, mean, pid = center(sky.writable(X)) >> pool  # a private writable copy for this task
+    print(f"writable  shared copy writable: {shared}; sky.writable(X): {writable}, mean after centering {mean}")
+    print(f"          on pid {pid}; the client's X is unchanged: X[:3] = {X[:3]}")
+    # --8<-- [end:writable]
+
+
 def errors(pool: sky.ComputePool) -> None:
     # --8<-- [start:errors]
     try:
@@ -131,6 +152,7 @@ def main() -> None:
         print(f"pool of {len(pool.nodes)} nodes, {pool.total_slots} slots: {[n.name for n in pool.nodes]}")
         operators(pool)
         errors(pool)
+        writable_arguments(pool)
         many_calls(pool)
     # Thread slots share one process: pure-Python work takes turns on the GIL (numpy, scikit-learn and I/O
     # release it, so threads are the cheap default). Process slots each have a pid and a GIL of their own.

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import skyward as sky
 from skyward import wire
-from skyward.blobs import BlobStore
+from skyward.blobs import DIGEST_SIZE, BlobStore
 from skyward.ioloop import shared_loop
 from skyward.payload import encode_task
 from skyward.transport import NodeLink
@@ -105,7 +105,7 @@ def live_node() -> Iterator[tuple[sky.ComputePool, NodeLink]]:
 @given(
     task_id=st.text(max_size=40),
     payload=st.binary(max_size=1024),
-    blobs=st.lists(st.binary(min_size=20, max_size=20), max_size=3),
+    blobs=st.lists(st.binary(min_size=DIGEST_SIZE, max_size=DIGEST_SIZE), max_size=3),
 )
 def test_the_agent_answers_garbage_over_the_wire_and_keeps_serving(live_node, task_id, payload, blobs) -> None:  # type: ignore[no-untyped-def]
     pool, link = live_node

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 from joblib._parallel_backends import AutoBatchingMixin, ParallelBackendBase, SequentialBackend
 
 from skyward import current_pool
+from skyward.blobs import SHARED, BlobPolicy
 from skyward.errors import NoActivePool
+from skyward.payload import WithBlobPolicy
 from skyward_joblib.window import BatchFuture, BatchWindow
 
 if TYPE_CHECKING:
@@ -74,6 +76,7 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         self.task_timeout = task_timeout
         self.parallel: Parallel | None = None
         self._window: BatchWindow | None = None
+        self._blob_policy = SHARED
         # How long the batch whose outcome this thread is delivering ran on the pool; see `batch_completed`.
         self._completing = threading.local()
 
@@ -123,6 +126,10 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         pool = self._live_pool()
         concurrency = self._concurrency(pool, n_jobs)
         self.parallel = parallel
+        # loky's max_nbytes and mmap_mode (joblib passes them to every backend): see `blob_policy`.
+        self._blob_policy = blob_policy(
+            backend_kwargs.get("max_nbytes", 0), backend_kwargs.get("mmap_mode", "r")
+        )
         if self.task_timeout is not None and parallel is not None and parallel.timeout is None:
             parallel.timeout = self.task_timeout
         # A fresh window per call: late completions of an aborted call cannot touch the next one. With a timeout,
@@ -141,7 +148,7 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         if self._window is None:
             raise RuntimeError("SkywardBackend.submit called before configure()")
         on_dispatch = functools.partial(_restart_timeout_clock, callback) if callback is not None else None
-        future = self._window.submit(func, on_dispatch)
+        future = self._window.submit(WithBlobPolicy(func, self._blob_policy), on_dispatch)
         if callback is not None:
             future.add_done_callback(callback)
         return future
@@ -186,6 +193,23 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
 
     def __repr__(self) -> str:
         return f"SkywardBackend(pool={self.pool!r})"
+
+
+def blob_policy(max_nbytes: int | None, mmap_mode: str | None) -> BlobPolicy:
+    """What tasks get of large arguments, as loky gives them for ``Parallel(max_nbytes=, mmap_mode=)``.
+
+    loky memory-maps arrays larger than ``max_nbytes`` with ``mmap_mode`` and pickles the others (so tasks get
+    writable copies). Here, large arguments travel to each node once whatever the settings; tasks get:
+
+    - ``mmap_mode="r"`` (joblib's default): objects larger than ``max_nbytes`` as the node's shared read-only
+      copy, smaller ones as private writable copies;
+    - ``max_nbytes=None``, ``mmap_mode=None`` or ``"c"``: private writable copies of all;
+    - ``"r+"`` or ``"w+"``: private writable copies too. Unlike loky's, writes are seen neither by other tasks
+      nor by the client.
+    """
+    if max_nbytes is None or mmap_mode != "r":
+        return BlobPolicy(share_above=None)
+    return BlobPolicy(share_above=int(max_nbytes))
 
 
 def _restart_timeout_clock(batch_callback: object) -> None:
