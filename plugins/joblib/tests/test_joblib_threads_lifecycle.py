@@ -4,6 +4,7 @@ block, whichever thread ends it and in whatever order overlapping blocks end."""
 from __future__ import annotations
 
 import threading
+import warnings
 
 import joblib
 from joblib import parallel_config
@@ -90,3 +91,27 @@ def test_a_thread_keeps_its_own_config_across_a_block() -> None:
     assert seen["own_back"] and seen["nested_kept_n_jobs"]
     assert seen["after"] == (LokyBackend, 3), seen
     assert seen["nothing_left"]
+
+
+def test_a_pool_exited_from_another_thread_restores_everything() -> None:
+    own_local, named = joblib.parallel._backend, BACKENDS["skyward"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UnimportableWarning)
+        filters_before = list(warnings.filters)
+        pool = sky.ComputePool(nodes=1, plugins=[sky.plugins.joblib()])
+        pool.__enter__()
+        try:
+            assert in_thread(pids_of) == {pool.nodes[0].pid}
+            assert all(entry[2] is not UnimportableWarning for entry in warnings.filters)
+        finally:
+            in_thread(lambda: pool.__exit__(None, None, None))
+        assert joblib.parallel._backend is own_local and BACKENDS["skyward"] is named
+        assert all(a is b for a, b in zip(warnings.filters, filters_before, strict=True))
+    assert type(in_thread(lambda: joblib.parallel.get_active_backend()[0])) is LokyBackend
+
+
+class UnimportableWarning(UserWarning):
+    """A category no node can import: its module exists only in this process."""
+
+
+UnimportableWarning.__module__ = "skyward_test_only_module"
