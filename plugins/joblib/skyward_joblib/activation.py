@@ -43,7 +43,8 @@ def register_default() -> None:
     """Register ``"skyward"`` (see `named_backend`) unless something already has that name.
 
     Outside every pool block a top-level ``Parallel`` call on it raises "skyward backend not configured: use
-    it inside a ComputePool block" instead of joblib's "Invalid backend".
+    it inside a ComputePool block" instead of joblib's "Invalid backend". (In an interpreter that processed
+    ``skyward_joblib_names.pth`` the name is already there, pointing here lazily.)
     """
     if BACKEND_NAME not in BACKENDS:
         register_parallel_backend(BACKEND_NAME, named_backend)

@@ -2,9 +2,10 @@
 
 joblib pickles the backend's ``get_nested_backend()`` into every batch and makes it the active backend while the
 batch runs. Nodes and worker processes do not import this plugin by themselves, so ``Parallel(backend="skyward")``
-inside a task would meet joblib's ``Invalid backend: skyward``. Unpickling `NestedBackend` imports this package,
-which registers the name (`skyward_joblib.activation.named_backend`): outside a pool block, a nested call on it
-runs in place, as this backend does.
+inside a task would meet joblib's ``Invalid backend: skyward`` where the ``skyward_joblib_names.pth`` start-up hook
+did not run. Unpickling `NestedBackend` imports this package, which registers the name
+(`skyward_joblib.activation.named_backend`): outside a pool block, a nested call on it runs in place, as this
+backend does.
 """
 
 from __future__ import annotations

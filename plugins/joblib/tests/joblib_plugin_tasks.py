@@ -112,9 +112,3 @@ def nested_by_name(n: int) -> tuple[int, str, list[tuple[int, int, int]]]:
     results = parallel(delayed(inner)(i) for i in range(n))
     return os.getpid(), type(parallel._backend).__name__, results
 
-
-def nested_by_name_after_import(n: int) -> tuple[int, str, list[tuple[int, int, int]]]:
-    """`nested_by_name` in code that imports ``skyward_joblib`` (what a loky worker needs to know the name)."""
-    import skyward_joblib  # noqa: F401
-
-    return nested_by_name(n)

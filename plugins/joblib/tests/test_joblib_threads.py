@@ -14,7 +14,7 @@ import joblib
 import pytest
 from joblib import Parallel, delayed, parallel_config
 from joblib._parallel_backends import ThreadingBackend
-from joblib_plugin_tasks import nested_by_name, nested_by_name_after_import, where
+from joblib_plugin_tasks import nested_by_name, where
 from skyward_joblib import SkywardBackend
 
 import skyward as sky
@@ -103,10 +103,9 @@ def test_skyward_by_name_inside_a_task_runs_in_place_on_the_node(
 def test_skyward_by_name_inside_a_local_backend_resolves(
     joblib_pool: sky.ComputePool, worker_pids: set[int], parent: str
 ) -> None:
-    # A loky worker is a fresh interpreter: the name exists there once the task's code imports skyward_joblib
-    # (joblib_upstream/conftest.py explains the loky cases of joblib's own suite).
-    task = nested_by_name_after_import if parent == "loky" else nested_by_name
-    outer = Parallel(n_jobs=2, backend=parent)(delayed(task)(2) for _ in range(2))
+    # A loky worker is a fresh interpreter that never imports skyward_joblib: the skyward_joblib_names.pth hook
+    # registers the name there when joblib is imported.
+    outer = Parallel(n_jobs=2, backend=parent)(delayed(nested_by_name)(2) for _ in range(2))
     for pid, backend_name, inner in outer:
         if parent == "threading":  # a thread of this process: the pool is right here
             assert pid == os.getpid() and backend_name == "SkywardBackend"

@@ -21,19 +21,8 @@ import skyward_joblib  # noqa: F401  (registers "skyward" before joblib's test m
 
 import skyward as sky
 
-_LOKY_WORKER = (
-    "the child runs in a loky worker process, a fresh interpreter that imports only what the task refers to; joblib "
-    "looks backend names up in a registry that imports fill (it has no plugin discovery), and nothing of this "
-    "task refers to skyward, so 'skyward' is unknown there (as 'dask' is). Where the task's own module imports "
-    "skyward_joblib, the name resolves and runs in place; a forked multiprocessing worker inherits it "
-    "(both in ../test_joblib_threads.py)"
-)
-
-#: joblib test ids that cannot pass with the skyward backend, and why.
-EXPECTED_TO_FAIL = {
-    "test_nested_loop[loky-skyward]": _LOKY_WORKER,
-    "test_nested_loop[back_compat_backend-skyward]": _LOKY_WORKER + " (back_compat_backend is a LokyBackend)",
-}
+#: joblib test ids that cannot pass with the skyward backend, and why (none today).
+EXPECTED_TO_FAIL: dict[str, str] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
