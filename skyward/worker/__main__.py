@@ -24,6 +24,7 @@ from skyward.worker import READY_PREFIX
 from skyward.worker.agent import TaskRunner
 from skyward.worker.native_threads import limit_native_threads
 from skyward.worker.slots import make_slots
+from skyward.worker.thread_warnings import install as per_thread_warning_filters
 
 
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -73,6 +74,8 @@ def main() -> None:
     config = json.loads(line)
     # Before any task imports numpy & co.: their thread pools are sized once, at import.
     limit_native_threads(int(config.get("nodes_on_machine", 1)), int(config.get("concurrency", 1)))
+    if config.get("executor", "thread") == "thread":  # concurrent tasks' catch_warnings must not mix
+        per_thread_warning_filters()
     try:
         asyncio.run(_main(config))
     finally:

@@ -13,7 +13,11 @@ versions) and, for the pool's block, makes `SkywardBackend` joblib's active back
 from skyward_joblib.activation import BACKEND_NAME, register_default, skyward_backend
 from skyward_joblib.backend import NOT_CONFIGURED, SkywardBackend
 from skyward_joblib.plugin import JoblibPlugin, exact_version, plugin
-from skyward_joblib.warning_filters import is_stdlib_category, stdlib_warning_filters
+from skyward_joblib.warning_filters import (
+    is_stdlib_category,
+    portable_warning_filters,
+    stdlib_warning_filters,
+)
 
 # `parallel_config(backend="skyward")` outside a pool block then says what is wrong instead of "Invalid backend".
 register_default()
@@ -26,6 +30,7 @@ __all__ = [
     "exact_version",
     "is_stdlib_category",
     "plugin",
+    "portable_warning_filters",
     "register_default",
     "skyward_backend",
     "stdlib_warning_filters",

@@ -13,12 +13,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from joblib._parallel_backends import AutoBatchingMixin, ParallelBackendBase, SequentialBackend
+from joblib._parallel_backends import AutoBatchingMixin, ParallelBackendBase
 
 from skyward import current_pool
 from skyward.blobs import SHARED, BlobPolicy
 from skyward.errors import NoActivePool
 from skyward.payload import WithBlobPolicy
+from skyward_joblib.nested import NestedBackend
 from skyward_joblib.window import BatchFuture, BatchWindow
 
 if TYPE_CHECKING:
@@ -185,11 +186,12 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         self.reset_batch_stats()
 
     def get_nested_backend(self) -> tuple[ParallelBackendBase, int | None]:
-        """``Parallel`` inside a task runs sequentially on its node.
+        """``Parallel`` inside a task runs sequentially on its node, ``backend="skyward"`` included.
 
-        This object is pickled into every batch: joblib's `SequentialBackend` is a few bytes.
+        This object is pickled into every batch: `NestedBackend`, joblib's `SequentialBackend` (a few bytes) that
+        registers the name ``"skyward"`` where it is unpickled.
         """
-        return SequentialBackend(nesting_level=(self.nesting_level or 0) + 1), None
+        return NestedBackend(nesting_level=(self.nesting_level or 0) + 1), None
 
     def __repr__(self) -> str:
         return f"SkywardBackend(pool={self.pool!r})"

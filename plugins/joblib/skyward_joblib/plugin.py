@@ -61,12 +61,14 @@ class JoblibPlugin:
 
 
 def warm_up(pool: ComputePool) -> None:
-    """Start importing joblib on every node now, without waiting.
+    """Start importing joblib (and this plugin) on every node now, without waiting.
 
     The first batch a node unpickles imports joblib (about half a second): done at pool entry, it overlaps
     with whatever the user does before the first ``Parallel`` call, and is not counted in a batch's timeout.
+    Importing this plugin there also makes ``Parallel(backend="skyward")`` inside any task resolve (it runs in
+    place, nested).
     """
-    pool.preload("joblib.parallel")
+    pool.preload("skyward_joblib")
 
 
 def plugin(version: str | None = None) -> JoblibPlugin:

@@ -103,3 +103,12 @@ def barrier(i: int, directory: str, parties: int, timeout: float = 15.0) -> int:
             raise TimeoutError(f"only {len(list(Path(directory).iterdir()))} of {parties} tasks ran at once")
         time.sleep(0.01)
     return os.getpid()
+
+
+def nested_by_name(n: int) -> tuple[int, str, list[tuple[int, int, int]]]:
+    """``Parallel(backend="skyward")`` inside a task, on a node or in a local worker process that never
+    imported the plugin itself: reports where it ran and the backend the name gave."""
+    parallel = Parallel(n_jobs=2, backend="skyward")
+    results = parallel(delayed(inner)(i) for i in range(n))
+    return os.getpid(), type(parallel._backend).__name__, results
+

@@ -170,7 +170,7 @@ def test_nested_parallel_runs_sequentially_on_the_node(
     outer = Parallel(n_jobs=-1, batch_size=1)(delayed(nested)(4) for _ in range(4))
     for pid, backend_name, inner in outer:
         assert pid in worker_pids
-        assert backend_name == "SequentialBackend"
+        assert backend_name == "NestedBackend"  # joblib's SequentialBackend, registering "skyward" there
         assert [i for i, _, _ in inner] == [0, 1, 2, 3]
         assert {inner_pid for _, inner_pid, _ in inner} == {pid}  # on the same node, no recursive dispatch
         assert len({thread for _, _, thread in inner}) == 1  # in the task's own thread: sequentially
