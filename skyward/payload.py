@@ -21,24 +21,43 @@ class TaskPayload:
 
 @dataclass(frozen=True, slots=True)
 class EncodedTask:
-    """A serialized task and the large objects it refers to by digest (kept alive until the task is done)."""
+    """A serialized task and the large objects it refers to by digest (kept alive until the task is done).
+
+    `function` names what it calls, for error messages.
+    """
 
     payload: bytes
     blobs: dict[bytes, object] = field(default_factory=dict)
+    function: str = "a task"
 
 
 def encode_task(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], index: BlobIndex | None = None
 ) -> EncodedTask:
     """Serialize a call. Raises `TypeError` naming the function when something in it cannot be pickled."""
+    name = function_name(fn)
     try:
         if index is None:
-            return EncodedTask(wire.dumps(TaskPayload(fn, args, kwargs)))
+            return EncodedTask(wire.dumps(TaskPayload(fn, args, kwargs)), function=name)
         payload, blobs = dumps_with_blobs(TaskPayload(fn, args, kwargs), index)
-        return EncodedTask(payload, blobs)
+        return EncodedTask(payload, blobs, name)
     except Exception as exc:
-        name = getattr(fn, "__qualname__", repr(fn))
         raise TypeError(f"cannot serialize the call to {name}: {type(exc).__name__}: {exc}") from exc
+
+
+def function_name(fn: object) -> str:
+    """A readable name of what a task calls: ``module.qualname``; a joblib batch by the function it batches."""
+    items = getattr(fn, "items", None)  # joblib's BatchedCalls: [(function, args, kwargs), ...]
+    if isinstance(items, list) and items and isinstance(items[0], tuple) and items[0]:
+        return f"a joblib batch of {len(items)} call(s) of {function_name(items[0][0])}"
+    inner = getattr(fn, "func", None)  # functools.partial
+    if inner is not None and not hasattr(fn, "__qualname__"):
+        return function_name(inner)
+    qualname = getattr(fn, "__qualname__", None)
+    if qualname is None:
+        return repr(fn)[:80]
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{qualname}" if module and module != "builtins" else str(qualname)
 
 
 def _no_blobs(digest: bytes) -> object:
