@@ -73,7 +73,7 @@ class NodeRecovery:
                     scheduler.node_lost(node.index, f"no answer to heartbeats for {silence_limit:.0f}s")
 
     def on_node_down(self, index: int, reason: str) -> None:
-        """The scheduler's callback, on the I/O loop: find out why node `index` went down, restart it if it can."""
+        """The scheduler's callback, on the I/O loop: find out why node `index` went down; restart it if it can."""
         if index not in self._recovering:
             task = asyncio.get_running_loop().create_task(self._recover(index, reason))
             self._recovering[index] = task
@@ -101,6 +101,10 @@ class NodeRecovery:
             started = await asyncio.to_thread(self._deployment.restart, index)
             link = self._make_link(started)
             await link.connect()
+        except asyncio.CancelledError:  # the pool is closing
+            if link is not None:
+                await link.close()
+            raise
         except Exception as exc:  # noqa: BLE001 - whatever stops a restart leaves the node lost
             if link is not None:
                 await link.close()
