@@ -16,7 +16,9 @@
   its slots (process slots: exactly the task whose process died; thread slots: the oldest `capacity` tasks sent
   to it that had not finished, as the agent runs them first come, first served); tasks only waiting in its queue
   are sent again uncharged. A task charged `max_task_crashes` crashes fails with `WorkerCrashed`. A charged task
-  runs alone on a node from then on, so that its next crash is its own and not its neighbours'.
+  runs alone on a node from then on, so that its next crash is its own and not its neighbours': when no node is
+  empty, the least loaded one is reserved for it (it takes no new work until it empties) while the other nodes
+  go on with the queue.
 - Large arguments (blobs) are uploaded to a node once, before the first task there that needs them.
 """
 
@@ -97,6 +99,7 @@ class NodeSlots:
     recovering: bool = False  # down, being checked or restarted: its tasks and pinned work may wait for it
     generation: int = 0  # bumped when it goes down: replies over its old link are stale
     idle_crashes: int = 0  # crashes in a row with no task to charge (since the last task it finished)
+    reserved: Task | None = None  # a task that crashed a worker, waiting for this node to empty to run alone
     running: dict[str, Task] = field(default_factory=dict)  # in flight on the node, oldest first
     blobs: set[bytes] = field(default_factory=set)  # digests this node holds, as far as we know
     uploads: dict[bytes, asyncio.Future[None]] = field(default_factory=dict)  # in flight, on the I/O loop
@@ -107,17 +110,17 @@ class NodeSlots:
         return any(task.crashes for task in self.running.values())
 
     @property
+    def closed_to_new_work(self) -> bool:
+        return not self.alive or self.reserved is not None or self.hosts_suspect
+
+    @property
     def free(self) -> int:
         """How many more tasks the node takes now (slots plus its queue)."""
-        if not self.alive or self.hosts_suspect:
-            return 0
-        return self.capacity + self.prefetch - len(self.running)
+        return 0 if self.closed_to_new_work else self.capacity + self.prefetch - len(self.running)
 
     @property
     def idle_slots(self) -> int:
-        if not self.alive or self.hosts_suspect:
-            return 0
-        return max(0, self.capacity - len(self.running))
+        return 0 if self.closed_to_new_work else max(0, self.capacity - len(self.running))
 
     def takes(self, task: Task) -> bool:
         """Whether `task` may be sent here now (a task that crashed a worker goes only to an empty node)."""
@@ -225,7 +228,8 @@ class Scheduler:
 
     @property
     def queued(self) -> int:
-        return len(self._queue) + sum(len(q) for q in self._pinned.values())
+        reserved = sum(node.reserved is not None for node in self.nodes)
+        return len(self._queue) + sum(len(q) for q in self._pinned.values()) + reserved
 
     def _usable_locked(self) -> bool:
         """Some node runs tasks, or may again soon."""
@@ -235,18 +239,29 @@ class Scheduler:
         """Move queued tasks onto nodes with room; returns what to send."""
         out: list[Task] = []
         for node in self.nodes:
+            if node.reserved is not None and node.alive and not node.running:
+                reserved, node.reserved = node.reserved, None
+                self._start_locked(reserved, node, out)
             pinned = self._pinned[node.index]
             while pinned and (pinned[0].future.done() or node.takes(pinned[0])):
                 self._start_locked(pinned.popleft(), node, out)
+            if pinned and pinned[0].crashes and node.free > 0:
+                node.reserved = pinned.popleft()
         while self._queue:
             head = self._queue[0]
             candidates = [
                 n for n in self.nodes if n.takes(head) and (n.idle_slots > 0 or not head.idle_slot_only)
             ]
-            if not candidates:
-                break  # FIFO: nothing overtakes the head
-            node = min(candidates, key=lambda n: n.load)
-            self._start_locked(self._queue.popleft(), node, out)
+            if candidates:
+                node = min(candidates, key=lambda n: n.load)
+                self._start_locked(self._queue.popleft(), node, out)
+                continue
+            if head.crashes:  # it runs alone: let the least loaded open node empty for it; others go on
+                open_nodes = [n for n in self.nodes if not n.closed_to_new_work]
+                if open_nodes:
+                    min(open_nodes, key=lambda n: n.load).reserved = self._queue.popleft()
+                    continue
+            break  # FIFO: nothing overtakes the head
         if not self._queue:
             self._plan_steals_locked()
         return out
@@ -458,6 +473,9 @@ class Scheduler:
         """Mark `node` down; returns the unfinished tasks that were in flight on it, oldest first."""
         node.alive, node.recovering = False, recovering
         node.generation += 1
+        if node.reserved is not None:  # it never started there: first in line again
+            self._requeue_locked(node.reserved, node)
+            node.reserved = None
         orphans = [task for task in node.running.values() if not task.future.done()]
         for task in node.running.values():
             if task.stealing:  # its withdrawal will never be answered
@@ -567,6 +585,7 @@ class Scheduler:
         with self._lock:
             tasks = list(self._queue) + [t for q in self._pinned.values() for t in q]
             tasks += [t for node in self.nodes for t in node.running.values()]
+            tasks += [node.reserved for node in self.nodes if node.reserved is not None]
         return sum(task.future.cancel() for task in tasks)
 
     def close(self) -> None:

@@ -154,3 +154,26 @@ def test_a_node_that_dies_running_nothing_three_times_in_a_row_stays_lost() -> N
         time.sleep(3.0)  # a restart would be done by now
         assert victim not in {n.name for n in pool.nodes} and pool.total_slots == 1
         assert all(node != victim for _, _, node in (square(i) >> pool for i in range(3)))
+
+
+@sky.compute
+def stamped(label: str, seconds: float) -> tuple[str, float]:
+    time.sleep(seconds)
+    return label, time.time()
+
+
+def test_a_task_waiting_to_run_alone_does_not_hold_up_the_queue() -> None:
+    # Process slots: the crash is the poison task's alone. It must then run alone, and no node is empty (each
+    # runs a long task): one node is kept for it while the other's free slot goes on with the short tasks.
+    worker = sky.Worker(concurrency=2, executor="process")
+    with sky.ComputePool(nodes=2, worker=worker, prefetch=0, max_task_crashes=2) as pool:
+        longs = [stamped("long", 6.0) > pool for _ in range(2)]
+        time.sleep(1.0)  # one long task on each node (least loaded first)
+        bad = poison("exit", "alone") > pool
+        time.sleep(1.0)  # it crashed once and waits to run alone
+        shorts = [stamped(f"short-{i}", 0.05) > pool for i in range(4)]
+        short_ends = [f.result(timeout=60)[1] for f in shorts]
+        long_ends = [f.result(timeout=60)[1] for f in longs]
+        with pytest.raises(sky.WorkerCrashed):
+            bad.result(timeout=60)
+    assert max(short_ends) < min(long_ends), "the short tasks waited behind the task that runs alone"
