@@ -4,9 +4,9 @@
 
 Local pool of 2 nodes x 2 slots. For thread and process slots, a task that calls ``os._exit(3)`` is submitted
 beside 8 good tasks (0.2 s each); reported: seconds from its submit to its `sky.WorkerCrashed`, and to
-``pool.total_slots`` being full again (thread slots: the crashed agents restarted; process slots: the agent lives
-on and replaces the slot process, so the node never leaves). Also: an agent killed with SIGKILL while idle,
-until its node is back. Medians of ``--repeats`` runs; figures only (a shared machine is noisy).
+``pool.total_slots`` being full again (thread slots: the crashed agents restarted; process slots: the agent
+lives on and replaces the slot process, so the node never leaves). Also: an agent killed with SIGKILL while
+idle, until its node is back. Medians of ``--repeats`` runs; figures only (a shared machine is noisy).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def poison_run(executor: str, crashes: int) -> tuple[float, float]:
 
 
 def kill_run() -> float:
-    with sky.ComputePool(provider=sky.Local(forward_output=False), nodes=2, worker=sky.Worker(concurrency=2)) as pool:
+    local = sky.Local(forward_output=False)
+    with sky.ComputePool(provider=local, nodes=2, worker=sky.Worker(concurrency=2)) as pool:
         victim = pool.nodes[1].pid
         started = time.monotonic()
         os.kill(victim, signal.SIGKILL)
@@ -68,7 +69,8 @@ def kill_run() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--crashes", type=int, default=3, help="max_task_crashes")
     args = parser.parse_args()
@@ -82,7 +84,10 @@ def main() -> None:
             flush=True,
         )
     back = statistics.median(kill_run() for _ in range(args.repeats))
-    print(f"idle agent killed with SIGKILL: node back with its slots after {back:.2f}s (median of {args.repeats})")
+    print(
+        f"idle agent killed with SIGKILL: node back with its slots after {back:.2f}s "
+        f"(median of {args.repeats})"
+    )
 
 
 if __name__ == "__main__":

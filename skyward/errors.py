@@ -61,7 +61,8 @@ class WorkerCrashed(SkywardError):
         self.crashes = crashes
         self.output = tuple(output)
         times = "once" if crashes == 1 else f"{crashes} times"
-        text = f"{function} crashed its worker process {times}; last on node {node}: {describe_exit(exit_code, signal)}"
+        how = describe_exit(exit_code, signal)
+        text = f"{function} crashed its worker process {times}; last on node {node}: {how}"
         if self.output:
             text += ". Its last output:\n" + "\n".join(f"  | {line}" for line in self.output)
         else:

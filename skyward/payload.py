@@ -46,7 +46,7 @@ def encode_task(
 
 
 def function_name(fn: object) -> str:
-    """A readable name of what a task calls: ``module.qualname``; a joblib batch by the function it batches."""
+    """A readable name of what a task calls: ``module.qualname``; a joblib batch by what it batches."""
     items = getattr(fn, "items", None)  # joblib's BatchedCalls: [(function, args, kwargs), ...]
     if isinstance(items, list) and items and isinstance(items[0], tuple) and items[0]:
         return f"a joblib batch of {len(items)} call(s) of {function_name(items[0][0])}"

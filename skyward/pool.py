@@ -110,7 +110,7 @@ class ComputePool:
             raise TypeError(f"image must be a sky.Image, got {type(image).__name__}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
-        if not isinstance(max_task_crashes, int) or isinstance(max_task_crashes, bool) or max_task_crashes < 1:
+        if type(max_task_crashes) is not int or max_task_crashes < 1:
             raise ValueError(f"max_task_crashes must be an int >= 1, got {max_task_crashes!r}")
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease}")

@@ -73,7 +73,7 @@ class NodeRecovery:
                     scheduler.node_lost(node.index, f"no answer to heartbeats for {silence_limit:.0f}s")
 
     def on_node_down(self, index: int, reason: str) -> None:
-        """The scheduler's callback, on the I/O loop: find out why node `index` went down; restart it if it can."""
+        """The scheduler's callback, on the I/O loop: find out why node `index` went down; restart it."""
         if index not in self._recovering:
             task = asyncio.get_running_loop().create_task(self._recover(index, reason))
             self._recovering[index] = task

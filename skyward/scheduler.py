@@ -12,13 +12,13 @@
   the node answers, so the accounting matches what really runs.
 - A task whose node is lost (its machine or link gone) is sent again elsewhere, up to `retries` times.
 - A node whose worker process crashed is down while the pool finds out why and restarts it (`node_down`,
-  `node_crashed`, `node_restarted`); its tasks wait for it or run elsewhere. A crash is charged to the tasks in
-  its slots (process slots: exactly the task whose process died; thread slots: the oldest `capacity` tasks sent
-  to it that had not finished, as the agent runs them first come, first served); tasks only waiting in its queue
-  are sent again uncharged. A task charged `max_task_crashes` crashes fails with `WorkerCrashed`. A charged task
-  runs alone on a node from then on, so that its next crash is its own and not its neighbours': when no node is
-  empty, the least loaded one is reserved for it (it takes no new work until it empties) while the other nodes
-  go on with the queue.
+  `node_crashed`, `node_restarted`); its tasks wait for it or run elsewhere. A crash is charged to the tasks
+  in its slots (process slots: exactly the task whose process died; thread slots: the oldest `capacity` tasks
+  sent to it that had not finished, as the agent runs them first come, first served); tasks only waiting in
+  its queue are sent again uncharged. A task charged `max_task_crashes` crashes fails with `WorkerCrashed`. A
+  charged task runs alone on a node from then on, so that its next crash is its own and not its neighbours':
+  when no node is empty, the least loaded one is reserved for it (it takes no new work until it empties) while
+  the other nodes go on with the queue.
 - Large arguments (blobs) are uploaded to a node once, before the first task there that needs them.
 """
 
@@ -166,8 +166,9 @@ class Scheduler:
         blob_index: BlobIndex | None = None,
         on_node_down: Callable[[int, str], None] | None = None,
     ) -> None:
-        """`on_node_down(index, reason)` is called on the I/O loop when a node's link fails, to find out why and
-        answer with `node_crashed` or `node_lost` (then perhaps `node_restarted`); without it the node is lost."""
+        """`on_node_down(index, reason)` is called on the I/O loop when a node's link fails, to find out why
+        and answer with `node_crashed` or `node_lost` (then perhaps `node_restarted`); without it the node is
+        lost."""
         self.nodes = nodes
         self._io = io
         self._retries = retries
@@ -398,7 +399,7 @@ class Scheduler:
     # --- nodes going down and coming back ------------------------------------------------------------------
 
     def node_down(self, index: int, reason: str, generation: int | None = None) -> None:
-        """Node `index` stopped answering (its link failed): send it nothing more until `on_node_down`'s answer.
+        """Node `index` stopped answering (its link failed): it gets nothing until `on_node_down` answers.
 
         `generation` is the node's as the caller saw it: a failure of an older link is ignored.
         """
@@ -413,7 +414,7 @@ class Scheduler:
             self.node_lost(index, reason)
 
     def node_lost(self, index: int, reason: str) -> None:
-        """Node `index` is gone for good (its machine or link): its tasks go elsewhere, up to `retries` times."""
+        """Node `index` is gone for good (its machine or link): its tasks go elsewhere, `retries` times."""
         node = self.nodes[index]
         with self._lock:
             orphans = self._take_down_locked(node, recovering=False)
@@ -426,9 +427,12 @@ class Scheduler:
     def node_crashed(
         self, index: int, exit_code: int | None, signal: int | None, output: tuple[str, ...], *, restart: bool
     ) -> bool:
-        """Node `index`'s worker process died (its machine is still there): charge the crash to the tasks in its
-        slots, send them again (or fail those out of crashes), and answer whether the node is to be restarted
-        (it then waits, `recovering`, for `node_restarted` or `node_lost`)."""
+        """Node `index`'s worker process died (its machine is still there).
+
+        Charges the crash to the tasks in its slots, sends them again (or fails those out of crashes), and
+        answers whether the node is to be restarted (it then waits, `recovering`, for `node_restarted` or
+        `node_lost`).
+        """
         node = self.nodes[index]
         with self._lock:
             # The oldest tasks it was sent are those its slots ran (see the module docstring).

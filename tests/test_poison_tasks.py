@@ -20,7 +20,7 @@ EXECUTORS = ["thread", "process"]
 
 @sky.compute
 def poison(how: str, marker: str, runs: str | None = None) -> None:
-    """Say something on stderr, then die: ``exit`` (os._exit(3)) or a signal name (``SIGSEGV``, ``SIGKILL``)."""
+    """Say something on stderr, then die: ``exit`` (os._exit(3)) or by a signal (``SIGSEGV``, ``SIGKILL``)."""
     if runs is not None:
         with open(runs, "a") as log:
             log.write(f"{os.getpid()}\n")
@@ -82,7 +82,7 @@ def test_a_poison_task_fails_with_worker_crashed_and_the_others_finish(executor:
     assert "poison" in error.function and error.function in str(error)
     assert any(marker in line for line in error.output) and marker in str(error)
     # (Process slots: the agent lives on and replaces the slot process, so its node never leaves the pool.)
-    print(f"\n[{executor} {how}] WorkerCrashed {to_error:.2f}s after submit; all slots back at {to_full:.2f}s")
+    print(f"\n[{executor} {how}] WorkerCrashed {to_error:.2f}s after submit, slots full at {to_full:.2f}s")
 
 
 @pytest.mark.parametrize("crashes", [1, 2])
@@ -107,7 +107,7 @@ def test_a_crashed_thread_node_is_restarted_with_its_slots() -> None:
         _wait_full(pool)
         after = {n.index: n.pid for n in pool.nodes}
         changed = [index for index in before if before[index] != after[index]]
-        assert len(changed) == 1, (before, after)  # the node that ran it has a new agent; the other is as it was
+        assert len(changed) == 1, (before, after)  # the node that ran it has a new agent, the other its own
         assert pool.total_slots == 6
         # The restarted node runs tasks, in its new process (thread slots: the agent's own pid).
         results = [f.result(timeout=60) for f in [square(i, 0.3) > pool for i in range(6)]]

@@ -134,7 +134,8 @@ def test_a_crashing_process_slot_is_replaced(tmp_path: Path) -> None:
     def die() -> None:
         os._exit(7)
 
-    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1, executor="process"), max_task_crashes=1) as pool:
+    worker = sky.Worker(concurrency=1, executor="process")
+    with sky.ComputePool(nodes=1, worker=worker, max_task_crashes=1) as pool:
         with pytest.raises(sky.WorkerCrashed, match="exit code 7"):
             die() >> pool
         assert touch(str(tmp_path / "after")) >> pool != pool.nodes[0].pid

@@ -85,8 +85,11 @@ class Deployment(Protocol):
         ...
 
     def restart(self, index: int) -> StartedNode:
-        """Start node `index`'s worker again on the same machine, as it was started first; `nodes[index]` becomes
-        the returned node. Raises `skyward.errors.ProvisionError` when it cannot (e.g. the machine is gone)."""
+        """Start node `index`'s worker again on the same machine, as it was started first.
+
+        `nodes[index]` becomes the returned node. Raises `skyward.errors.ProvisionError` when it cannot (e.g.
+        the machine is gone).
+        """
         ...
 
     def close(self) -> None: ...

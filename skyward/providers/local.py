@@ -197,7 +197,7 @@ class LocalDeployment:
         return process is not None and process.popen.poll() is None
 
     def exit_info(self, index: int) -> WorkerExit | None:
-        """How node `index`'s agent ended; ``None`` while it runs. A machine of its own cannot be gone here."""
+        """How node `index`'s agent ended; ``None`` while it runs (its machine, this one, cannot be gone)."""
         process = self._processes.get(index)
         if process is None:
             return None
@@ -210,7 +210,7 @@ class LocalDeployment:
         return WorkerExit.from_returncode(returncode, tuple(process.tail)[-OUTPUT_TAIL_LINES:])
 
     def restart(self, index: int) -> StartedNode:
-        """Start node `index` again (a new agent process, the same configuration); its remains are stopped first."""
+        """Start node `index` again: a new agent process, the same configuration. Its remains go first."""
         with self._lock:
             old = self._processes.pop(index, None)
         if old is not None:

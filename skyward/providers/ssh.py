@@ -249,7 +249,8 @@ class SSHDeployment:
             )
             env_python = await bootstrap.ensure()
             emit("start", f"worker with {cluster.worker.concurrency} {cluster.worker.executor} slot(s)")
-            node.launch = functools.partial(self._start_worker, node, env_python, image, cluster, secret, lease)
+            launch = functools.partial(self._start_worker, node, env_python, image, cluster, secret, lease)
+            node.launch = launch
             port, dial = await self._open_worker(node)
             emit("ready", f"worker pid {node.pid}, port {port} there, tunnel {dial} here")
         except (ProvisionError, asyncio.CancelledError):
@@ -267,8 +268,8 @@ class SSHDeployment:
         return StartedNode(info=node.info, port=port, dial=dial)
 
     async def _open_worker(self, node: _Node) -> tuple[int, str]:
-        """Start the node's worker and its tunnel: a local forward listening on 127.0.0.1 only, to the worker's
-        127.0.0.1 port there. Returns that port and the address that reaches it here."""
+        """Start the node's worker and its tunnel: a local forward listening on 127.0.0.1 only, to the
+        worker's 127.0.0.1 port there. Returns that port and the address that reaches it here."""
         assert node.conn is not None and node.launch is not None
         port = await node.launch()
         node.listener = await node.conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", port)
@@ -412,7 +413,7 @@ class SSHDeployment:
         return WorkerExit.from_returncode(returncode, tuple(node.tail)[-OUTPUT_TAIL_LINES:])
 
     def restart(self, index: int) -> StartedNode:
-        """Start node `index`'s worker again over its existing SSH connection, exactly as it was started first."""
+        """Start node `index`'s worker again over its existing SSH connection, as it was started first."""
         if self._io.on_loop():
             raise SkywardError("a node cannot be restarted from skyward's I/O thread")
         restarting = self._io.run(self._restart(self._nodes[index]))
@@ -424,7 +425,7 @@ class SSHDeployment:
         import asyncssh
 
         if self._closed or node.conn is None or node.conn.is_closed() or node.info is None:
-            raise ProvisionError(f"{node.target.text}: cannot restart {node.name}: its SSH connection is gone")
+            raise ProvisionError(f"{node.target.text}: cannot restart {node.name}: its connection is gone")
         if node.listener is not None:
             node.listener.close()
         if node.pump is not None:

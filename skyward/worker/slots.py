@@ -205,7 +205,7 @@ class _ProcessSlot:
 
 
 def _read_output(pipe: Connection, tail: deque[str]) -> None:
-    """Forward a slot process's output to the agent's, whole lines at a time, keeping the last ones in `tail`."""
+    """Forward a slot process's output to the agent's, whole lines at a time; the last ones stay in `tail`."""
     pending = b""
     try:
         while data := os.read(pipe.fileno(), 65536):

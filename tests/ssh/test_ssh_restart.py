@@ -47,7 +47,7 @@ def _wait_back(pool: sky.ComputePool, old_pid: int, timeout: float = 90.0) -> No
         time.sleep(0.05)
 
 
-def test_a_killed_agent_comes_back_over_the_same_connection(lab: Lab, ssh_provider) -> None:  # type: ignore[no-untyped-def]
+def test_a_killed_agent_comes_back_over_the_same_connection(lab: Lab, ssh_provider) -> None:
     alpha = lab.hosts["alpha"]
     with sky.ComputePool(
         provider=ssh_provider("alpha"), nodes=1, worker=sky.Worker(concurrency=2), max_task_crashes=2
@@ -81,6 +81,7 @@ def test_a_killed_agent_comes_back_over_the_same_connection(lab: Lab, ssh_provid
     assert error.node == pool.cluster.pool_id + "-node-0"
     assert any(marker in line for line in error.output) and marker in str(error)
     print(
-        f"\n[ssh] killed agent back after {back_after:.2f}s; poison task: WorkerCrashed after {to_error:.2f}s, "
+        f"\n[ssh] killed agent back after {back_after:.2f}s; poison task: WorkerCrashed after "
+        f"{to_error:.2f}s, "
         f"slots full after {to_full:.2f}s"
     )
