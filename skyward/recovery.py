@@ -45,6 +45,7 @@ class NodeRecovery:
         self._lease = lease
         self._restart = restart
         self._recovering: dict[int, asyncio.Task[None]] = {}
+        self._stopped = False
 
     async def watch(self) -> None:
         """Heartbeat every node, and report those whose worker process exited at once."""
@@ -74,6 +75,8 @@ class NodeRecovery:
 
     def on_node_down(self, index: int, reason: str) -> None:
         """The scheduler's callback, on the I/O loop: find out why node `index` went down; restart it."""
+        if self._stopped:  # the pool is closing: its nodes are being stopped
+            return
         if index not in self._recovering:
             task = asyncio.get_running_loop().create_task(self._recover(index, reason))
             self._recovering[index] = task
@@ -121,7 +124,8 @@ class NodeRecovery:
         )
 
     def stop(self) -> None:
-        """Cancel restarts in progress (teardown)."""
+        """Cancel restarts in progress, and start none (teardown)."""
+        self._stopped = True
         for task in list(self._recovering.values()):
             task.cancel()
 

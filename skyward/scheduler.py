@@ -405,7 +405,7 @@ class Scheduler:
         """
         node = self.nodes[index]
         with self._lock:
-            if not node.alive or (generation is not None and generation != node.generation):
+            if self._closed or not node.alive or (generation is not None and generation != node.generation):
                 return
             node.alive, node.recovering = False, True
         if self._on_node_down is not None:
