@@ -16,6 +16,7 @@ from skyward.errors import (
     ProvisionError,
     RemoteError,
     SkywardError,
+    WorkerCrashed,
 )
 from skyward.hooks import hookimpl, hookspec
 from skyward.image import Image
@@ -44,6 +45,7 @@ __all__ = [
     "Resources",
     "SkywardError",
     "Worker",
+    "WorkerCrashed",
     "compute",
     "current_pool",
     "gather",

@@ -21,10 +21,14 @@ class TaskPayload:
 
 @dataclass(frozen=True, slots=True)
 class EncodedTask:
-    """A serialized task and the uploads of the large objects it refers to, by digest."""
+    """A serialized task and the uploads of the large objects it refers to, by digest.
+
+    `function` names what it calls, for error messages.
+    """
 
     payload: bytes
     blobs: dict[bytes, bytes] = field(default_factory=dict)
+    function: str = "a task"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +53,29 @@ def encode_task(
     policy = SHARED
     if isinstance(fn, WithBlobPolicy):
         fn, policy = fn.fn, fn.policy
+    name = function_name(fn)
     try:
         if index is None:
-            return EncodedTask(wire.dumps(TaskPayload(fn, args, kwargs)))
+            return EncodedTask(wire.dumps(TaskPayload(fn, args, kwargs)), function=name)
         payload, blobs = dumps_with_blobs(TaskPayload(fn, args, kwargs), index, policy)
-        return EncodedTask(payload, blobs)
+        return EncodedTask(payload, blobs, name)
     except Exception as exc:
-        name = getattr(fn, "__qualname__", repr(fn))
         raise TypeError(f"cannot serialize the call to {name}: {type(exc).__name__}: {exc}") from exc
+
+
+def function_name(fn: object) -> str:
+    """A readable name of what a task calls: ``module.qualname``; a joblib batch by what it batches."""
+    items = getattr(fn, "items", None)  # joblib's BatchedCalls: [(function, args, kwargs), ...]
+    if isinstance(items, list) and items and isinstance(items[0], tuple) and items[0]:
+        return f"a joblib batch of {len(items)} call(s) of {function_name(items[0][0])}"
+    inner = getattr(fn, "func", None)  # functools.partial
+    if inner is not None and not hasattr(fn, "__qualname__"):
+        return function_name(inner)
+    qualname = getattr(fn, "__qualname__", None)
+    if qualname is None:
+        return repr(fn)[:80]
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{qualname}" if module and module != "builtins" else str(qualname)
 
 
 def _no_blobs(digest: bytes) -> object:

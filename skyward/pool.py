@@ -6,11 +6,9 @@ plugins -> image -> provision -> connect -> `around_client` -> the user's block 
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import secrets
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -25,8 +23,9 @@ from skyward.image import Image
 from skyward.ioloop import shared_loop
 from skyward.payload import EncodedTask, encode_task
 from skyward.preload import ImportedOnLoad, loaded
-from skyward.providers.base import Deployment, NodeInfo, Provider
+from skyward.providers.base import Deployment, NodeInfo, Provider, StartedNode
 from skyward.providers.local import Local
+from skyward.recovery import NodeRecovery
 from skyward.scheduler import NodeSlots, Scheduler, TaskFuture, TransferStats
 from skyward.spec import ClusterSpec, Resources, Worker, check_honoured, resource_spellings
 from skyward.transport import NodeLink
@@ -59,7 +58,12 @@ class ComputePool:
         worker: slots per node and how they run (`sky.Worker`).
         image: what each node has installed (`sky.Image`); plugins may extend it.
         plugins: plugin objects (e.g. ``sky.plugins.joblib()``), applied in this order.
-        retries: how many times a task is sent again when its node is lost.
+        retries: how many times a task is sent again when its node is lost (its machine or link gone).
+        max_task_crashes: how many times a task may crash the worker process that runs it (``os._exit``, a
+            segfault, the OOM killer) before its future fails with `sky.WorkerCrashed`; until then it is sent
+            again, alone on a node. Other tasks are not affected.
+        restart_nodes: start a node's worker process again, on the same machine, when it dies while the
+            machine is still there (``False``: such a node is lost, as one whose machine is gone).
         prefetch: tasks each node keeps queued beyond its slots, so a slot that frees up starts its next task
             without a round trip to the client; ``None`` is one per slot. Tasks queued on a busy node move to
             an idle one when nothing else is waiting (work stealing), so this costs no balance at the tail.
@@ -90,6 +94,8 @@ class ComputePool:
         plugins: Sequence[object] = (),
         *,
         retries: int = 3,
+        max_task_crashes: int = 3,
+        restart_nodes: bool = True,
         prefetch: int | None = None,
         lease: float = 60.0,
         cpu: int | None = None,
@@ -109,6 +115,8 @@ class ComputePool:
             raise TypeError(f"image must be a sky.Image, got {type(image).__name__}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
+        if type(max_task_crashes) is not int or max_task_crashes < 1:
+            raise ValueError(f"max_task_crashes must be an int >= 1, got {max_task_crashes!r}")
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease}")
         if prefetch is not None and (not isinstance(prefetch, int) or prefetch < 0):
@@ -120,6 +128,8 @@ class ComputePool:
         for plugin in self.plugins:
             _check_plugin(plugin)
         self.retries = retries
+        self.max_task_crashes = max_task_crashes
+        self.restart_nodes = bool(restart_nodes)
         self.prefetch = self.worker.concurrency if prefetch is None else prefetch
         self.lease = lease
         resources = Resources(cpu, memory, accelerator, machine, allocation)
@@ -140,6 +150,7 @@ class ComputePool:
         self._exit_stack: ExitStack | None = None
         self._context_token: contextvars.Token[ComputePool | None] | None = None
         self._heartbeat: Future[None] | None = None
+        self._recovery: NodeRecovery | None = None
         self._blob_index = BlobIndex()
 
     # --- lifecycle -----------------------------------------------------------------------------------------
@@ -176,7 +187,7 @@ class ComputePool:
     def _connect(self) -> None:
         assert self._deployment is not None
         io = shared_loop()
-        self._links = [NodeLink(n.info.name, n.port, n.dial, self._secret) for n in self._deployment.nodes]
+        self._links = [self._make_link(n) for n in self._deployment.nodes]
         connecting = [io.run(link.connect()) for link in self._links]
         for started, attempt in zip(self._deployment.nodes, connecting, strict=True):
             try:
@@ -187,37 +198,25 @@ class ComputePool:
             NodeSlots(n.info.index, n.info.name, n.info.concurrency, link, prefetch=self.prefetch)
             for n, link in zip(self._deployment.nodes, self._links, strict=True)
         ]
-        self._scheduler = Scheduler(
-            slots, io, retries=self.retries, id_prefix=self.cluster.pool_id, blob_index=self._blob_index
+        recovery = NodeRecovery(
+            self._deployment, self._links, self._make_link, lease=self.lease, restart=self.restart_nodes
         )
-        self._heartbeat = io.run(self._keep_alive())
+        self._scheduler = Scheduler(
+            slots,
+            io,
+            retries=self.retries,
+            max_task_crashes=self.max_task_crashes,
+            id_prefix=self.cluster.pool_id,
+            blob_index=self._blob_index,
+            on_node_down=recovery.on_node_down,
+        )
+        recovery.scheduler = self._scheduler
+        self._recovery = recovery
+        self._heartbeat = io.run(recovery.watch())
 
-    async def _keep_alive(self) -> None:
-        """Heartbeat every node well inside its lease, and declare lost the nodes that stop answering.
-
-        A node whose process is gone is lost at once. One that stays silent (a cut link, a frozen host) is lost
-        after ``max(3 beats, lease / 2)``: well before the node's own lease stops it, so its tasks move to the
-        survivors while the node is still alive enough to be told nothing.
-        """
-        interval = max(0.5, min(5.0, self.lease / 4))
-        silence_limit = max(3 * interval, self.lease / 2)
-        last_answer: dict[int, float] = {}
-        while True:
-            await asyncio.sleep(interval)
-            scheduler, deployment = self._scheduler, self._deployment
-            if scheduler is None or deployment is None:
-                return
-            live = [node for node in scheduler.nodes if node.alive]
-            for node in live:
-                if not deployment.is_alive(node.index):
-                    scheduler.mark_lost(node.index, "its worker process exited")
-            answers = await asyncio.gather(*(_beat(node.link, 2 * interval) for node in live))
-            now = time.monotonic()
-            for node, answered in zip(live, answers, strict=True):
-                if answered:
-                    last_answer[node.index] = now
-                elif now - last_answer.setdefault(node.index, now) > silence_limit:
-                    scheduler.mark_lost(node.index, f"no answer to heartbeats for {silence_limit:.0f}s")
+    def _make_link(self, started: StartedNode) -> NodeLink:
+        """The client's link to a started node (at pool entry, and after a restart)."""
+        return NodeLink(started.info.name, started.port, started.dial, self._secret)
 
     def _activate(self) -> None:
         self._context_token = _current.set(self)
@@ -240,6 +239,9 @@ class ComputePool:
         if self._heartbeat is not None:
             io.loop.call_soon_threadsafe(self._heartbeat.cancel)
             self._heartbeat = None
+        recovery, self._recovery = self._recovery, None
+        if recovery is not None:
+            io.loop.call_soon_threadsafe(recovery.stop)
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.close()
@@ -356,14 +358,6 @@ class ComputePool:
             f"ComputePool({self.cluster.pool_id}, provider={self.provider.name}, nodes={self.cluster.nodes}, "
             f"concurrency={self.worker.concurrency}, {state})"
         )
-
-
-async def _beat(link: NodeLink, timeout: float) -> bool:
-    try:
-        async with asyncio.timeout(timeout):
-            return await link.heartbeat()
-    except Exception:  # timeout, lost link: a missed beat, judged by the caller
-        return False
 
 
 #: The same class under the name of the older docs: one entry path, whichever name is written.

@@ -10,7 +10,15 @@
   on the I/O loop.
 - A cancelled future is dropped from the queue, or its node is told to drop it; its slot is counted busy until
   the node answers, so the accounting matches what really runs.
-- A task whose node is lost is sent again elsewhere, up to `retries` times.
+- A task whose node is lost (its machine or link gone) is sent again elsewhere, up to `retries` times.
+- A node whose worker process crashed is down while the pool finds out why and restarts it (`node_down`,
+  `node_crashed`, `node_restarted`); its tasks wait for it or run elsewhere. A crash is charged to the tasks
+  in its slots (process slots: exactly the task whose process died; thread slots: the oldest `capacity` tasks
+  sent to it that had not finished, as the agent runs them first come, first served); tasks only waiting in
+  its queue are sent again uncharged. A task charged `max_task_crashes` crashes fails with `WorkerCrashed`. A
+  charged task runs alone on a node from then on, so that its next crash is its own and not its neighbours':
+  when no node is empty, the least loaded one is reserved for it (it takes no new work until it empties) while
+  the other nodes go on with the queue.
 - Large arguments (blobs) are uploaded to a node once, before the first task there that needs them.
 """
 
@@ -21,14 +29,14 @@ import itertools
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
 from skyward import wire
 from skyward.blobs import BlobIndex
-from skyward.errors import NodeLost, SkywardError
+from skyward.errors import NodeLost, SkywardError, WorkerCrashed, describe_exit
 from skyward.ioloop import EventLoopThread
 from skyward.payload import EncodedTask
 from skyward.transport import LinkError, NodeLink
@@ -68,7 +76,10 @@ class Task:
     future: TaskFuture
     blobs: dict[bytes, bytes] = field(default_factory=dict)  # digest -> upload
     pinned_node: int | None = None
-    attempts: int = 0
+    function: str = "a task"  # what it calls, for error messages
+    losses: int = 0  # nodes lost under it (their machine or link gone)
+    crashes: int = 0  # worker processes that died under it
+    epoch: int = 0  # bumped at each dispatch: replies to an earlier one are stale
     node: int | None = None  # where it runs now
     cancel_sent: bool = False
     stealing: bool = False  # asked to withdraw it from its node's queue, to run it elsewhere
@@ -85,18 +96,35 @@ class NodeSlots:
     link: NodeLink
     prefetch: int = 0
     alive: bool = True
+    recovering: bool = False  # down, being checked or restarted: its tasks and pinned work may wait for it
+    generation: int = 0  # bumped when it goes down: replies over its old link are stale
+    idle_crashes: int = 0  # crashes in a row with no task to charge (since the last task it finished)
+    reserved: Task | None = None  # a task that crashed a worker, waiting for this node to empty to run alone
     running: dict[str, Task] = field(default_factory=dict)  # in flight on the node, oldest first
     blobs: set[bytes] = field(default_factory=set)  # digests this node holds, as far as we know
     uploads: dict[bytes, asyncio.Future[None]] = field(default_factory=dict)  # in flight, on the I/O loop
 
     @property
+    def hosts_suspect(self) -> bool:
+        """It runs a task that crashed a worker before, which runs alone."""
+        return any(task.crashes for task in self.running.values())
+
+    @property
+    def closed_to_new_work(self) -> bool:
+        return not self.alive or self.reserved is not None or self.hosts_suspect
+
+    @property
     def free(self) -> int:
         """How many more tasks the node takes now (slots plus its queue)."""
-        return self.capacity + self.prefetch - len(self.running) if self.alive else 0
+        return 0 if self.closed_to_new_work else self.capacity + self.prefetch - len(self.running)
 
     @property
     def idle_slots(self) -> int:
-        return max(0, self.capacity - len(self.running)) if self.alive else 0
+        return 0 if self.closed_to_new_work else max(0, self.capacity - len(self.running))
+
+    def takes(self, task: Task) -> bool:
+        """Whether `task` may be sent here now (a task that crashed a worker goes only to an empty node)."""
+        return self.free > 0 and not (task.crashes and self.running)
 
     @property
     def queued_here(self) -> int:
@@ -121,6 +149,11 @@ class TransferStats:
     blob_bytes: int = 0
 
 
+#: A node that crashes this many times in a row with no task to charge (a broken environment, a machine that
+#: kills it at once) is not restarted again. Crashes with tasks running are bounded by ``max_task_crashes``.
+MAX_IDLE_CRASHES = 3
+
+
 class Scheduler:
     def __init__(
         self,
@@ -128,13 +161,18 @@ class Scheduler:
         io: EventLoopThread,
         *,
         retries: int = 3,
+        max_task_crashes: int = 3,
         id_prefix: str = "t",
         blob_index: BlobIndex | None = None,
-        on_node_lost: Callable[[NodeSlots, str], None] | None = None,
+        on_node_down: Callable[[int, str], None] | None = None,
     ) -> None:
+        """`on_node_down(index, reason)` is called on the I/O loop when a node's link fails, to find out why
+        and answer with `node_crashed` or `node_lost` (then perhaps `node_restarted`); without it the node is
+        lost."""
         self.nodes = nodes
         self._io = io
         self._retries = retries
+        self._max_task_crashes = max_task_crashes
         self._blob_index = blob_index or BlobIndex()
         self.stats = TransferStats()
         self._ids = (f"{id_prefix}-{n}" for n in itertools.count())
@@ -142,7 +180,7 @@ class Scheduler:
         self._queue: deque[Task] = deque()
         self._pinned: dict[int, deque[Task]] = {node.index: deque() for node in nodes}
         self._completions: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._on_node_lost = on_node_lost
+        self._on_node_down = on_node_down
         self._outbox: list[Task] = []
         self._wakeup_pending = False
         self._steals_pending = 0
@@ -161,15 +199,17 @@ class Scheduler:
         in, and reaches the node.
         """
         future = TaskFuture()
-        task = Task(next(self._ids), encoded.payload, future, encoded.blobs, pinned_node, idle_slot_only=idle_slot_only)
+        task = Task(next(self._ids), encoded.payload, future, encoded.blobs, pinned_node, encoded.function)
+        task.idle_slot_only = idle_slot_only
         with self._lock:
             if self._closed:
                 raise SkywardError("the pool is closed")
-            if not self._live_nodes():
+            if not self._usable_locked():
                 raise NodeLost("every node of the pool is lost")
             if pinned_node is not None:
-                if not self.nodes[pinned_node].alive:
-                    raise NodeLost(f"node {self.nodes[pinned_node].name} is lost")
+                node = self.nodes[pinned_node]
+                if not (node.alive or node.recovering):
+                    raise NodeLost(f"node {node.name} is lost")
                 self._pinned[pinned_node].append(task)
             else:
                 self._queue.append(task)
@@ -189,25 +229,40 @@ class Scheduler:
 
     @property
     def queued(self) -> int:
-        return len(self._queue) + sum(len(q) for q in self._pinned.values())
+        reserved = sum(node.reserved is not None for node in self.nodes)
+        return len(self._queue) + sum(len(q) for q in self._pinned.values()) + reserved
 
-    def _live_nodes(self) -> list[NodeSlots]:
-        return [node for node in self.nodes if node.alive]
+    def _usable_locked(self) -> bool:
+        """Some node runs tasks, or may again soon."""
+        return any(node.alive or node.recovering for node in self.nodes)
 
     def _assign_locked(self) -> list[Task]:
         """Move queued tasks onto nodes with room; returns what to send."""
         out: list[Task] = []
         for node in self.nodes:
+            if node.reserved is not None and node.alive and not node.running:
+                reserved, node.reserved = node.reserved, None
+                self._start_locked(reserved, node, out)
             pinned = self._pinned[node.index]
-            while pinned and node.free > 0:
+            while pinned and (pinned[0].future.done() or node.takes(pinned[0])):
                 self._start_locked(pinned.popleft(), node, out)
+            if pinned and pinned[0].crashes and node.free > 0:
+                node.reserved = pinned.popleft()
         while self._queue:
             head = self._queue[0]
-            candidates = [n for n in self.nodes if n.free > 0 and (n.idle_slots > 0 or not head.idle_slot_only)]
-            if not candidates:
-                break  # FIFO: nothing overtakes the head
-            node = min(candidates, key=lambda n: n.load)
-            self._start_locked(self._queue.popleft(), node, out)
+            candidates = [
+                n for n in self.nodes if n.takes(head) and (n.idle_slots > 0 or not head.idle_slot_only)
+            ]
+            if candidates:
+                node = min(candidates, key=lambda n: n.load)
+                self._start_locked(self._queue.popleft(), node, out)
+                continue
+            if head.crashes:  # it runs alone: let the least loaded open node empty for it; others go on
+                open_nodes = [n for n in self.nodes if not n.closed_to_new_work]
+                if open_nodes:
+                    min(open_nodes, key=lambda n: n.load).reserved = self._queue.popleft()
+                    continue
+            break  # FIFO: nothing overtakes the head
         if not self._queue:
             self._plan_steals_locked()
         return out
@@ -233,7 +288,7 @@ class Scheduler:
         if task.future.done():  # cancelled while queued
             return
         task.node = node.index
-        task.attempts += 1
+        task.epoch += 1
         node.running[task.id] = task
         out.append(task)
 
@@ -261,43 +316,53 @@ class Scheduler:
 
     def _spawn(self, tasks: list[Task]) -> None:
         for task in tasks:
-            self._io.loop.create_task(self._run(task))
+            self._io.loop.create_task(self._run(task, task.epoch))
 
     # --- completion (on the I/O loop) ----------------------------------------------------------------------
 
-    async def _run(self, task: Task) -> None:
+    async def _run(self, task: Task, epoch: int) -> None:
         node = self.nodes[task.node]  # type: ignore[index]
-        outcome: bytes | BaseException
+        generation = node.generation
+        outcome: bytes | BaseException | None
         try:
             outcome = await self._run_with_blobs(node, task)
         except LinkError as exc:
-            self._node_failed(node, exc)  # re-queues this task too, unless that already happened
+            self.node_down(node.index, str(exc), generation)
             return
         except BaseException as exc:  # noqa: BLE001 - delivered to the caller's future
             outcome = exc
+        crash = wire.crash_of(outcome) if isinstance(outcome, bytes) else None
         stolen = False
         with self._lock:
-            node.running.pop(task.id, None)
+            if node.generation != generation or task.epoch != epoch or node.running.get(task.id) is not task:
+                return  # its node went down meanwhile: it was sent again, or failed, already
+            node.running.pop(task.id)
             if task.stealing:
                 task.stealing = False
                 self._steals_pending -= 1
                 # Withdrawn before it started: run it elsewhere (unless the user cancelled it meanwhile).
                 stolen = isinstance(outcome, bytes) and wire.is_cancelled(outcome) and not task.future.done()
                 if stolen:
-                    task.attempts -= 1  # a steal is not a failure: it does not count against the retries
                     self._queue.appendleft(task)
+            if crash is not None:  # its process slot died under it; the agent lives on
+                outcome = self._charge_crash_locked(task, node, *crash)
+                if outcome is None:
+                    self._requeue_locked(task, node)
+            elif isinstance(outcome, bytes) and not stolen:
+                node.idle_crashes = 0
             to_send = self._assign_locked()
         self._send(to_send)
-        if not stolen:
+        if outcome is not None and not stolen:
             self._completions.put((task, node.name, outcome))
 
     async def _run_with_blobs(self, node: NodeSlots, task: Task) -> bytes:
         digests = tuple(task.blobs)
+        link = node.link
         for _ in range(3):  # a node may evict a blob between our upload and the task: upload again
             await self._upload_blobs(node, task)
             self.stats.tasks_sent += 1
             self.stats.task_bytes += len(task.payload)
-            reply = await node.link.run(task.id, task.payload, digests)
+            reply = await link.run(task.id, task.payload, digests)
             missing = wire.missing_blobs(reply)
             if missing is None:
                 return reply
@@ -329,36 +394,151 @@ class Scheduler:
                 finally:
                     node.uploads.pop(digest, None)
 
-    def _node_failed(self, node: NodeSlots, exc: LinkError) -> None:
-        """On the I/O loop: `node` is gone. Its tasks go back to the queue, or fail when out of retries."""
-        failed: list[tuple[Task, BaseException]] = []
+    # --- nodes going down and coming back ------------------------------------------------------------------
+
+    def node_down(self, index: int, reason: str, generation: int | None = None) -> None:
+        """Node `index` stopped answering (its link failed): it gets nothing until `on_node_down` answers.
+
+        `generation` is the node's as the caller saw it: a failure of an older link is ignored.
+        """
+        node = self.nodes[index]
         with self._lock:
-            was_alive, node.alive = node.alive, False
-            orphans = [*node.running.values(), *self._pinned[node.index]]
-            node.running.clear()
-            self._pinned[node.index].clear()
-            survivors = bool(self._live_nodes())
-            for orphan in reversed(orphans):
-                if orphan.future.done():
-                    continue
-                if orphan.pinned_node is None and orphan.attempts <= self._retries and survivors:
-                    self._queue.appendleft(orphan)
-                else:
-                    failed.append((orphan, NodeLost(f"task {orphan.id} lost with node {node.name}: {exc}")))
-            if not survivors:
-                while self._queue:
-                    lost = self._queue.popleft()
-                    failed.append((lost, NodeLost(f"every node of the pool is lost (last: {node.name}: {exc})")))
+            if self._closed or not node.alive or (generation is not None and generation != node.generation):
+                return
+            node.alive, node.recovering = False, True
+        if self._on_node_down is not None:
+            self._on_node_down(index, reason)
+        else:
+            self.node_lost(index, reason)
+
+    def node_lost(self, index: int, reason: str) -> None:
+        """Node `index` is gone for good (its machine or link): its tasks go elsewhere, `retries` times."""
+        node = self.nodes[index]
+        with self._lock:
+            orphans = self._take_down_locked(node, recovering=False)
+            for orphan in orphans:
+                orphan.losses += 1
+            failed = self._settle_locked(node, orphans, charged=(), reason=reason)
+            to_send = self._assign_locked()
+        self._finish_settling(node, failed, to_send)
+
+    def node_crashed(
+        self, index: int, exit_code: int | None, signal: int | None, output: tuple[str, ...], *, restart: bool
+    ) -> bool:
+        """Node `index`'s worker process died (its machine is still there).
+
+        Charges the crash to the tasks in its slots, sends them again (or fails those out of crashes), and
+        answers whether the node is to be restarted (it then waits, `recovering`, for `node_restarted` or
+        `node_lost`).
+        """
+        node = self.nodes[index]
+        with self._lock:
+            # The oldest tasks it was sent are those its slots ran (see the module docstring).
+            charged = [
+                task for task in list(node.running.values())[: node.capacity] if not task.future.done()
+            ]
+            node.idle_crashes = 0 if charged else node.idle_crashes + 1
+            again = restart and node.idle_crashes < MAX_IDLE_CRASHES
+            reason = f"its worker process died ({describe_exit(exit_code, signal)})"
+            if not again:
+                reason += f" and is not restarted ({_no_restart_reason(restart, node)})"
+            orphans = self._take_down_locked(node, recovering=again)
+            failed: list[tuple[Task, BaseException]] = []
+            for task in charged:
+                error = self._charge_crash_locked(task, node, exit_code, signal, output)
+                if error is not None:
+                    failed.append((task, error))
+                    orphans.remove(task)
+            failed += self._settle_locked(node, orphans, charged, reason)
+            to_send = self._assign_locked()
+        self._finish_settling(node, failed, to_send)
+        return again
+
+    def node_restarted(self, index: int, link: NodeLink) -> None:
+        """Node `index` runs again, a fresh process behind `link`: it holds no task and no blob."""
+        node = self.nodes[index]
+        with self._lock:
+            if self._closed or not node.recovering:
+                return
+            node.link = link
+            node.blobs.clear()
+            node.uploads.clear()
+            node.alive, node.recovering = True, False
             to_send = self._assign_locked()
         self._send(to_send)
-        for lost_task, error in failed:
-            self._completions.put((lost_task, node.name, error))
-        if was_alive and self._on_node_lost is not None:
-            self._on_node_lost(node, str(exc))
 
     def mark_lost(self, index: int, reason: str) -> None:
-        """Declare a node dead (its provider saw it go); its tasks are re-dispatched."""
-        self._io.call(self._node_failed, self.nodes[index], LinkError(reason))
+        """Declare a node lost (its provider saw it go, or it stopped answering heartbeats)."""
+        self.node_lost(index, reason)
+
+    def _take_down_locked(self, node: NodeSlots, *, recovering: bool) -> list[Task]:
+        """Mark `node` down; returns the unfinished tasks that were in flight on it, oldest first."""
+        node.alive, node.recovering = False, recovering
+        node.generation += 1
+        if node.reserved is not None:  # it never started there: first in line again
+            self._requeue_locked(node.reserved, node)
+            node.reserved = None
+        orphans = [task for task in node.running.values() if not task.future.done()]
+        for task in node.running.values():
+            if task.stealing:  # its withdrawal will never be answered
+                task.stealing = False
+                self._steals_pending -= 1
+        node.running.clear()
+        return orphans
+
+    def _charge_crash_locked(
+        self, task: Task, node: NodeSlots, exit_code: int | None, signal: int | None, output: tuple[str, ...]
+    ) -> WorkerCrashed | None:
+        """Count a crash against `task`; the error to fail it with once it is out of crashes, else None."""
+        task.crashes += 1
+        if task.crashes < self._max_task_crashes:
+            return None
+        return WorkerCrashed(task.function, node.name, exit_code, signal, task.crashes, output)
+
+    def _requeue_locked(self, task: Task, node: NodeSlots) -> None:
+        """Send `task` again, first in line (pinned ones wait for their node)."""
+        if task.pinned_node is not None:
+            self._pinned[task.pinned_node].appendleft(task)
+        else:
+            self._queue.appendleft(task)
+
+    def _settle_locked(
+        self, node: NodeSlots, orphans: list[Task], charged: Sequence[Task], reason: str
+    ) -> list[tuple[Task, BaseException]]:
+        """Send again what the down `node` held, or fail it: a lost node's tasks after `retries` losses, its
+        pinned tasks unless it comes back, and everything when no node is left."""
+        failed: list[tuple[Task, BaseException]] = []
+        survivors = self._usable_locked()
+        for orphan in reversed(orphans):
+            if orphan.pinned_node is not None:
+                if node.recovering:
+                    self._pinned[node.index].appendleft(orphan)
+                else:
+                    failed.append(
+                        (orphan, NodeLost(f"task {orphan.id} lost with node {node.name}: {reason}"))
+                    )
+            elif survivors and (orphan in charged or orphan.losses <= self._retries):
+                self._queue.appendleft(orphan)
+            else:
+                failed.append((orphan, NodeLost(f"task {orphan.id} lost with node {node.name}: {reason}")))
+        if not node.recovering:
+            while self._pinned[node.index]:
+                pinned = self._pinned[node.index].popleft()
+                failed.append((pinned, NodeLost(f"node {node.name} is lost: {reason}")))
+        if not survivors:
+            while self._queue:
+                lost = self._queue.popleft()
+                failed.append(
+                    (lost, NodeLost(f"every node of the pool is lost (last: {node.name}: {reason})"))
+                )
+        return failed
+
+    def _finish_settling(
+        self, node: NodeSlots, failed: list[tuple[Task, BaseException]], to_send: list[Task]
+    ) -> None:
+        self._send(to_send)
+        for task, error in failed:
+            self._completions.put((task, node.name, error))
 
     def _deliver(self) -> None:
         while True:
@@ -407,6 +587,7 @@ class Scheduler:
         with self._lock:
             tasks = list(self._queue) + [t for q in self._pinned.values() for t in q]
             tasks += [t for node in self.nodes for t in node.running.values()]
+            tasks += [node.reserved for node in self.nodes if node.reserved is not None]
         return sum(task.future.cancel() for task in tasks)
 
     def close(self) -> None:
@@ -416,3 +597,9 @@ class Scheduler:
         self.cancel_all()
         self._completions.put(_SHUTDOWN)
         self._completer.join(timeout=5)
+
+
+def _no_restart_reason(restart: bool, node: NodeSlots) -> str:
+    if not restart:
+        return "restarts are off"
+    return f"it died {node.idle_crashes} times in a row running nothing"

@@ -26,6 +26,7 @@ STATUS_OK = 0
 STATUS_ERROR = 1
 STATUS_CANCELLED = 2
 STATUS_MISSING_BLOBS = 3  # the node lacks blobs the task refers to: upload them and send it again
+STATUS_CRASHED = 4  # the slot process running the task died (process slots; the agent lives on)
 
 
 class WireError(ValueError):
@@ -106,6 +107,19 @@ def reply_cancelled() -> bytes:
 
 def reply_missing(digests: tuple[bytes, ...]) -> bytes:
     return bytes([STATUS_MISSING_BLOBS]) + b"".join(digests)
+
+
+def reply_crashed(exit_code: int | None, signal: int | None, output: tuple[str, ...]) -> bytes:
+    """The process that ran the task died under it: how it ended, and the last lines it wrote."""
+    return bytes([STATUS_CRASHED]) + frame(pickle.dumps((exit_code, signal, tuple(output))))
+
+
+def crash_of(reply: bytes) -> tuple[int | None, int | None, tuple[str, ...]] | None:
+    """``(exit_code, signal, output)`` of a crash reply, or None for any other reply (digests: `blobs.DIGEST_SIZE`)."""
+    if reply[:1] != bytes([STATUS_CRASHED]):
+        return None
+    exit_code, signal, output = pickle.loads(unframe(reply[1:]))
+    return exit_code, signal, tuple(output)
 
 
 def missing_blobs(reply: bytes, digest_size: int = 16) -> tuple[bytes, ...] | None:

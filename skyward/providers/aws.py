@@ -43,7 +43,7 @@ from skyward.providers.aws_plan import LaunchPlan, make_plan, run_request
 from skyward.providers.aws_reach import known_hosts_lines, normalise_cidr, ssh_host
 from skyward.providers.aws_resources import CleanupFailed, PoolResources, sweep_orphans
 from skyward.providers.aws_wait import HostKeyPolicy, ReadyNode, wait_for_nodes
-from skyward.providers.base import StartedNode
+from skyward.providers.base import StartedNode, WorkerExit
 from skyward.providers.ssh import SSH, SSHDeployment
 from skyward.providers.ssh_connect import HostSpec
 from skyward.redact import redacted_repr
@@ -287,6 +287,15 @@ class AWSDeployment:
 
     def is_alive(self, index: int) -> bool:
         return self.ssh is not None and self.ssh.is_alive(index)
+
+    def exit_info(self, index: int) -> WorkerExit | None:
+        return self.ssh.exit_info(index) if self.ssh is not None else None
+
+    def restart(self, index: int) -> StartedNode:
+        """Start node `index`'s worker again over its SSH connection (the instance is the same)."""
+        if self.ssh is None:
+            raise ProvisionError("the pool's nodes were never started")
+        return self.ssh.restart(index)  # `self.nodes` is the SSH deployment's list: updated there
 
     def close(self) -> None:
         """Stop the workers, then terminate the pool's instances and delete its group and key pair. Idempotent.

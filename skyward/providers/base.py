@@ -39,12 +39,58 @@ class StartedNode:
     dial: str
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerExit:
+    """How a node's worker process ended while its machine stayed reachable.
+
+    Attributes:
+        exit_code: its exit status, or ``None`` when a signal killed it.
+        signal: the signal that killed it, or ``None``.
+        output: the last lines it wrote (stdout and stderr), oldest first.
+    """
+
+    exit_code: int | None
+    signal: int | None
+    output: tuple[str, ...] = ()
+
+    @classmethod
+    def from_returncode(cls, returncode: int, output: tuple[str, ...] = ()) -> WorkerExit:
+        """From a `subprocess`-style return code: negative for the signal that killed the process."""
+        if returncode < 0:
+            return cls(None, -returncode, output)
+        return cls(returncode, None, output)
+
+
+#: Lines of a worker's output kept for the message of `skyward.errors.WorkerCrashed`.
+OUTPUT_TAIL_LINES = 20
+
+
 class Deployment(Protocol):
-    """The nodes one pool started. `close` stops all of them and is safe to call more than once."""
+    """The nodes one pool started. `close` stops all of them and is safe to call more than once.
+
+    `is_alive` is called on skyward's I/O loop and must answer from local state; the other methods may block
+    and are called from other threads.
+    """
 
     nodes: list[StartedNode]
 
     def is_alive(self, index: int) -> bool: ...
+
+    def exit_info(self, index: int) -> WorkerExit | None:
+        """How node `index`'s worker process ended, once it has (waiting a moment for its last output).
+
+        ``None`` while it runs, or when its machine cannot be reached to tell (a cut link, a machine that is
+        gone): the node is then lost, not restarted.
+        """
+        ...
+
+    def restart(self, index: int) -> StartedNode:
+        """Start node `index`'s worker again on the same machine, as it was started first.
+
+        `nodes[index]` becomes the returned node. Raises `skyward.errors.ProvisionError` when it cannot (e.g.
+        the machine is gone).
+        """
+        ...
 
     def close(self) -> None: ...
 

@@ -24,7 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from skyward.errors import ProvisionError
 from skyward.image import Image
-from skyward.providers.base import NodeInfo, StartedNode
+from skyward.providers.base import OUTPUT_TAIL_LINES, NodeInfo, StartedNode, WorkerExit
 from skyward.spec import ClusterSpec
 from skyward.worker import READY_PREFIX
 
@@ -124,6 +124,7 @@ class _Process:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
     ready: threading.Event = field(default_factory=threading.Event)
     ready_line: str = ""
+    eof: threading.Event = field(default_factory=threading.Event)  # all of its output is read
 
 
 class LocalDeployment:
@@ -131,10 +132,13 @@ class LocalDeployment:
         self._provider = provider
         self._processes: dict[int, _Process] = {}
         self._lock = threading.Lock()
+        self._closed = False
+        self._start_args: dict[int, tuple[ClusterSpec, Image, bytes, float]] = {}
         self.nodes: list[StartedNode] = []
 
     def start_node(self, index: int, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> StartedNode:
         name = f"{cluster.pool_id}-node-{index}"
+        self._start_args[index] = (cluster, image, secret, lease)  # a restart starts it again the same way
         env = {**os.environ, **image.env}
         popen = subprocess.Popen(
             [sys.executable, "-I", "-u", "-c", _LAUNCHER, json.dumps(_client_path())],
@@ -146,7 +150,12 @@ class LocalDeployment:
         )
         process = _Process(popen)
         with self._lock:
-            self._processes[index] = process
+            closed = self._closed
+            if not closed:
+                self._processes[index] = process
+        if closed:  # closed while a restart was starting it
+            self._stop(process)
+            raise ProvisionError(f"local node {name} was not started: its pool is closing")
         config = {
             "secret": secret.hex(),
             "node": name,
@@ -193,13 +202,38 @@ class LocalDeployment:
             if self._provider.forward_output:
                 print(f"[{name}] {line}", flush=True)
         process.ready.set()  # EOF: the agent exited; wake a waiting start_node
+        process.eof.set()
 
     def is_alive(self, index: int) -> bool:
         process = self._processes.get(index)
         return process is not None and process.popen.poll() is None
 
+    def exit_info(self, index: int) -> WorkerExit | None:
+        """How node `index`'s agent ended; ``None`` while it runs (its machine, this one, cannot be gone)."""
+        process = self._processes.get(index)
+        if process is None:
+            return None
+        try:
+            # A dropped connection can be seen a moment before the process is reaped.
+            returncode = process.popen.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return None
+        process.eof.wait(1)  # its last lines (process slots it left may hold the pipe open: not forever)
+        return WorkerExit.from_returncode(returncode, tuple(process.tail)[-OUTPUT_TAIL_LINES:])
+
+    def restart(self, index: int) -> StartedNode:
+        """Start node `index` again: a new agent process, the same configuration. Its remains go first."""
+        with self._lock:
+            old = self._processes.pop(index, None)
+        if old is not None:
+            self._stop(old)  # process slots the dead agent left behind go with its process group
+        started = self.start_node(index, *self._start_args[index])
+        self.nodes[index] = started
+        return started
+
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             processes = list(self._processes.values())
             self._processes.clear()
         for process in processes:  # EOF on stdin first: every agent starts exiting at once

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import shlex
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from skyward.bootstrap.facts import NodeFacts
@@ -34,7 +35,7 @@ from skyward.bootstrap.wheels import Wheel, offline_wheelhouse, wheel_of_install
 from skyward.errors import ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import EventLoopThread, shared_loop
-from skyward.providers.base import NodeInfo, StartedNode
+from skyward.providers.base import OUTPUT_TAIL_LINES, NodeInfo, StartedNode, WorkerExit
 from skyward.providers.ssh_connect import HostSpec, connect
 from skyward.redact import redacted_repr
 from skyward.spec import ClusterSpec
@@ -164,6 +165,8 @@ class _Node:
     pid: int | None = None
     pump: asyncio.Task[None] | None = None
     exited: bool = False
+    launch: Callable[[], Awaitable[int]] | None = None  # starts its worker (again, on a restart)
+    info: NodeInfo | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
 
 
@@ -255,16 +258,15 @@ class SSHDeployment:
             )
             env_python = await bootstrap.ensure()
             emit("start", f"worker with {cluster.worker.concurrency} {cluster.worker.executor} slot(s)")
-            port = await self._start_worker(node, env_python, image, cluster, secret, lease)
-            # The tunnel: a local forward listening on 127.0.0.1 only, to the worker's 127.0.0.1 port there.
-            node.listener = await node.conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", port)
-            dial = f"127.0.0.1:{node.listener.get_port()}"
+            launch = functools.partial(self._start_worker, node, env_python, image, cluster, secret, lease)
+            node.launch = launch
+            port, dial = await self._open_worker(node)
             emit("ready", f"worker pid {node.pid}, port {port} there, tunnel {dial} here")
         except (ProvisionError, asyncio.CancelledError):
             raise
         except Exception as exc:  # anything unforeseen still names the host
             raise ProvisionError(f"{target.text}: {type(exc).__name__}: {exc}") from exc
-        info = NodeInfo(
+        node.info = NodeInfo(
             index=index,
             name=node.name,
             host=target.host,
@@ -272,7 +274,15 @@ class SSHDeployment:
             concurrency=cluster.worker.concurrency,
             executor=cluster.worker.executor,
         )
-        return StartedNode(info=info, port=port, dial=dial)
+        return StartedNode(info=node.info, port=port, dial=dial)
+
+    async def _open_worker(self, node: _Node) -> tuple[int, str]:
+        """Start the node's worker and its tunnel: a local forward listening on 127.0.0.1 only, to the
+        worker's 127.0.0.1 port there. Returns that port and the address that reaches it here."""
+        assert node.conn is not None and node.launch is not None
+        port = await node.launch()
+        node.listener = await node.conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", port)
+        return port, f"127.0.0.1:{node.listener.get_port()}"
 
     async def _plan_for(
         self, image: Image, facts: NodeFacts, project_wheels: tuple[Wheel, ...]
@@ -357,7 +367,8 @@ class SSHDeployment:
                         break
                     self._output(node, raw.rstrip("\n"))
         finally:
-            node.exited = True
+            if node.process is process:  # not a restarted worker's session
+                node.exited = True
 
     def _output(self, node: _Node, line: str) -> None:
         node.tail.append(line)
@@ -383,7 +394,60 @@ class SSHDeployment:
         node = self._nodes.get(index)
         if node is None or node.exited or node.process is None or node.conn is None:
             return False
-        return not node.conn.is_closed() and node.process.exit_status is None
+        return not node.conn.is_closed() and node.process.returncode is None
+
+    def exit_info(self, index: int) -> WorkerExit | None:
+        """How node `index`'s worker ended, told by its SSH session; ``None`` while it runs or once the
+        connection is gone (then the machine may be gone too)."""
+        node = self._nodes.get(index)
+        if node is None or self._io.on_loop():
+            return None
+        return self._io.run(self._exit_info(node)).result(timeout=15)
+
+    async def _exit_info(self, node: _Node) -> WorkerExit | None:
+        import asyncssh
+
+        process, conn = node.process, node.conn
+        if process is None or conn is None or conn.is_closed():
+            return None
+        # The tunnel can break a moment before the session's exit status arrives.
+        with contextlib.suppress(TimeoutError, asyncssh.Error, OSError):
+            await asyncio.wait_for(process.wait_closed(), timeout=3)
+        returncode = process.returncode
+        if returncode is None or conn.is_closed():
+            return None
+        if node.pump is not None:  # its last lines
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(node.pump), timeout=1)
+        return WorkerExit.from_returncode(returncode, tuple(node.tail)[-OUTPUT_TAIL_LINES:])
+
+    def restart(self, index: int) -> StartedNode:
+        """Start node `index`'s worker again over its existing SSH connection, as it was started first."""
+        if self._io.on_loop():
+            raise SkywardError("a node cannot be restarted from skyward's I/O thread")
+        restarting = self._io.run(self._restart(self._nodes[index]))
+        started = restarting.result(timeout=self._provider.start_timeout + 30)
+        self.nodes[index] = started
+        return started
+
+    async def _restart(self, node: _Node) -> StartedNode:
+        import asyncssh
+
+        if self._closed or node.conn is None or node.conn.is_closed() or node.info is None:
+            raise ProvisionError(f"{node.target.text}: cannot restart {node.name}: its connection is gone")
+        if node.listener is not None:
+            node.listener.close()
+        if node.pump is not None:
+            node.pump.cancel()
+        node.exited = False
+        try:
+            port, dial = await self._open_worker(node)
+        except (ProvisionError, asyncio.CancelledError):
+            raise
+        except (asyncssh.Error, OSError) as exc:
+            raise ProvisionError(f"{node.target.text}: cannot restart {node.name}: {exc}") from exc
+        node.info = replace(node.info, pid=node.pid or 0)
+        return StartedNode(info=node.info, port=port, dial=dial)
 
     def close(self) -> None:
         """Stop every worker this deployment started and close its tunnels and connections. Idempotent."""

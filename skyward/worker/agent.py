@@ -66,8 +66,9 @@ class TaskRunner:
         else:
             result = future.result()
         _, replies = self._running.pop(task_id)
-        # Only outcomes are remembered: a task withdrawn or lacking blobs may come again and must then run.
-        if wire.missing_blobs(result) is None and not wire.is_cancelled(result):
+        # Only outcomes are remembered: a task withdrawn, lacking blobs or whose process died may come again.
+        outcome = wire.missing_blobs(result) is None and wire.crash_of(result) is None
+        if outcome and not wire.is_cancelled(result):
             self._done[task_id] = result
         while len(self._done) > self._cache_size:
             self._done.popitem(last=False)

@@ -4,14 +4,19 @@ Both kinds answer the same calls: `submit(payload, task_id, blobs) -> Future[byt
 `blobs` are the digests the task refers to, held in the node's `BlobStore`.
 A task not started yet is always cancellable. A running task can be stopped only in a process slot: the
 process is killed and a fresh one takes its place (a thread cannot be stopped from outside).
+A process slot whose process dies under a task (``os._exit``, a segfault, the OOM killer) is replaced the same
+way, and the task's reply says so (`wire.reply_crashed`: exit code or signal, and the last lines the process
+wrote, which the agent reads from a pipe of its own and forwards to its output).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
+import sys
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -24,6 +29,9 @@ from skyward.worker.execute import execute
 
 # Blobs a process slot keeps rebuilt between tasks; the feeding thread mirrors the same LRU to know what to send.
 _PROCESS_BLOB_CACHE = 4
+# Lines of a slot process's output kept for its crash report.
+_TAIL_LINES = 20
+_FORWARD_LOCK = threading.Lock()  # whole lines of the slots' output, never interleaved
 
 
 class Slots(Protocol):
@@ -68,8 +76,12 @@ class ThreadSlots:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _slot_process(conn: Connection) -> None:
+def _slot_process(conn: Connection, output: Connection) -> None:
     """Body of a process slot: run tasks from the pipe until it closes."""
+    # At the descriptor level: what native code writes, and what Python writes just before dying, is read too.
+    os.dup2(output.fileno(), 1)
+    os.dup2(output.fileno(), 2)
+    output.close()
     blobs: OrderedDict[bytes, object] = OrderedDict()
 
     def resolve(digest: bytes) -> object:
@@ -123,10 +135,17 @@ class _ProcessSlot:
         self._child_blobs = OrderedDict()
         ours, theirs = self._context.Pipe()
         self._conn = ours
+        output_here, output_there = self._context.Pipe(duplex=False)
+        self._output: deque[str] = deque(maxlen=_TAIL_LINES)
         # spawn, never fork: the agent runs casty's transport threads.
-        self.process = self._context.Process(target=_slot_process, args=(theirs,), daemon=True)
+        self.process = self._context.Process(target=_slot_process, args=(theirs, output_there), daemon=True)
         self.process.start()
         theirs.close()
+        output_there.close()
+        self._reader = threading.Thread(
+            target=_read_output, args=(output_here, self._output), daemon=True, name="skyward-slot-output"
+        )
+        self._reader.start()
 
     def _feed(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -165,11 +184,15 @@ class _ProcessSlot:
         cancelled = job.stopped
         code = self.process.exitcode
         self._conn.close()
+        self._reader.join(timeout=1)  # its last lines (a child it started may hold the pipe: not forever)
+        output = tuple(self._output)
         if not self._closing.is_set():
             self._start_process()
         if cancelled:
             return wire.reply_cancelled()
-        return wire.reply_error(RuntimeError(f"the slot process running task {job.task_id} died (exit code {code})"))
+        if code is not None and code < 0:
+            return wire.reply_crashed(None, -code, output)
+        return wire.reply_crashed(code, None, output)
 
     def stop(self, task_id: str) -> bool:
         with self._lock:
@@ -179,6 +202,33 @@ class _ProcessSlot:
             job.stopped = True
             self.process.kill()
             return True
+
+
+def _read_output(pipe: Connection, tail: deque[str]) -> None:
+    """Forward a slot process's output to the agent's, whole lines at a time; the last ones stay in `tail`."""
+    pending = b""
+    try:
+        while data := os.read(pipe.fileno(), 65536):
+            *lines, pending = (pending + data).split(b"\n")
+            _forward(lines, tail)
+    except OSError:
+        pass
+    finally:
+        if pending:
+            _forward([pending], tail)
+        pipe.close()
+
+
+def _forward(lines: list[bytes], tail: deque[str]) -> None:
+    if not lines:
+        return
+    tail.extend(line.decode(errors="replace") for line in lines)
+    with _FORWARD_LOCK:
+        try:
+            sys.stdout.buffer.write(b"".join(line + b"\n" for line in lines))
+            sys.stdout.buffer.flush()
+        except (OSError, ValueError):  # no console left: the tail still tells
+            pass
 
 
 class ProcessSlots:

@@ -189,7 +189,9 @@ def test_leaving_the_block_early_stops_the_workers_and_tunnels(lab: Lab, ssh_pro
 
 
 def test_a_killed_worker_is_seen_dead_and_its_tasks_go_elsewhere(lab: Lab, ssh_provider) -> None:
-    with sky.ComputePool(provider=ssh_provider("alpha", "beta"), nodes=2, image=IMAGE) as pool:
+    # restart_nodes=False: the killed worker stays dead (its restart: test_ssh_restart.py)
+    provider = ssh_provider("alpha", "beta")
+    with sky.ComputePool(provider=provider, nodes=2, image=IMAGE, restart_nodes=False) as pool:
         deployment = pool._deployment
         assert deployment is not None and deployment.is_alive(0) and deployment.is_alive(1)
         started = time.perf_counter()
