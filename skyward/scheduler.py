@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import queue
 import threading
 from collections import deque
@@ -33,6 +34,7 @@ from skyward.ioloop import EventLoopThread
 from skyward.payload import EncodedTask
 from skyward.transport import LinkError, NodeLink
 
+logger = logging.getLogger("skyward.scheduler")
 
 class TaskFuture(Future[Any]):
     """The future of a pool task; it also tells when the task is sent to a node (`add_dispatch_callback`).
@@ -355,6 +357,8 @@ class Scheduler:
         self._send(to_send)
         for lost_task, error in failed:
             self._completions.put((lost_task, node.name, error))
+        if was_alive:
+            logger.warning("node %s is lost: %s", node.name, exc)
         if was_alive and self._on_node_lost is not None:
             self._on_node_lost(node, str(exc))
 

@@ -22,6 +22,7 @@ from typing import IO
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from skyward.credentials import agent_config
 from skyward.errors import ProvisionError
 from skyward.image import Image
 from skyward.providers.base import NodeInfo, StartedNode
@@ -136,7 +137,7 @@ class LocalDeployment:
         with self._lock:
             self._processes[index] = process
         config = {
-            "secret": secret.hex(),
+            **agent_config(secret, name),  # this node's TLS key and certificate; not the secret
             "node": name,
             "concurrency": cluster.worker.concurrency,
             "executor": cluster.worker.executor,
