@@ -98,4 +98,6 @@ def from_agent_config(config: dict[str, Any]) -> TLSMaterial:
     try:
         return TLSMaterial(str(config["tls_cert"]), str(config["tls_key"]), str(config["tls_ca"]))
     except KeyError as exc:
-        raise ValueError(f"the agent configuration lacks {exc.args[0]!r}: client and node versions differ") from exc
+        raise ValueError(
+            f"the agent configuration lacks {exc.args[0]!r}: client and node versions differ"
+        ) from exc

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 from casty import Client
+from proc_utils import wait_gone
 
 import skyward as sky
 from skyward import transport
 from skyward.ioloop import shared_loop
-from proc_utils import wait_gone
 
 IMPOSTOR = str(Path(__file__).with_name("impostor.py"))
 
@@ -43,7 +43,9 @@ def pool() -> Iterator[sky.ComputePool]:
         yield pool
 
 
-def _start_impostor(mode: str, port: int, node_name: str, record: Path, marker: Path) -> subprocess.Popen[bytes]:
+def _start_impostor(
+    mode: str, port: int, node_name: str, record: Path, marker: Path
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     deadline = time.monotonic() + 20
     while True:  # the port may take a moment to be free once the worker is gone
@@ -74,7 +76,9 @@ def _recorded(record: Path) -> list[tuple[str, tuple[object, ...]]]:
     return messages
 
 
-async def _replay_as_outsider(port: int, node_name: str, messages: list[tuple[str, tuple[object, ...]]]) -> list[object]:
+async def _replay_as_outsider(
+    port: int, node_name: str, messages: list[tuple[str, tuple[object, ...]]]
+) -> list[object]:
     """Send what the impostor got to a live node, as the attacker can: a casty client with no pool certificate."""
     advertise = transport.advertised_address(node_name, port)
     client = Client(
@@ -105,7 +109,11 @@ async def _replay_as_outsider(port: int, node_name: str, messages: list[tuple[st
 
 @pytest.mark.parametrize("mode", ["plain", "own-tls", "raw"])
 def test_an_impostor_on_a_dead_nodes_port_runs_nothing_on_the_client(
-    pool: sky.ComputePool, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    pool: sky.ComputePool,
+    mode: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="skyward")
     deployment = pool._deployment
@@ -124,8 +132,12 @@ def test_an_impostor_on_a_dead_nodes_port_runs_nothing_on_the_client(
     record, marker = tmp_path / "record", tmp_path / "ran-on-the-client"
     impostor = _start_impostor(mode, victim.port, victim.info.name, record, marker)
     try:
-        time.sleep(3)  # the client's member table (synced every second) now lists the impostor under the node's name
-        results = [future.result(timeout=120) for future in [pool.submit(where, count_file) for _ in range(6)]]
+        time.sleep(
+            3
+        )  # the client's member table (synced every second) now lists the impostor under the node's name
+        results = [
+            future.result(timeout=120) for future in [pool.submit(where, count_file) for _ in range(6)]
+        ]
     finally:
         impostor.kill()
         impostor.wait()
@@ -134,13 +146,19 @@ def test_an_impostor_on_a_dead_nodes_port_runs_nothing_on_the_client(
     assert results == [(survivor.info.name, survivor.info.pid)] * 6  # the work finished on the other node
     scheduler = pool._scheduler
     assert scheduler is not None and not scheduler.nodes[0].alive and scheduler.nodes[1].alive
-    lost = [r.getMessage() for r in caplog.records if r.name == "skyward.scheduler" and "is lost" in r.getMessage()]
+    lost = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "skyward.scheduler" and "is lost" in r.getMessage()
+    ]
     assert lost and victim.info.name in lost[0] and "TLS" in lost[0], lost
 
     runs_before = Path(count_file).read_text().splitlines()
     if mode == "raw":
         captured = record.read_bytes() if record.exists() else b""
-        assert pool._secret not in captured and b"where" not in captured  # nothing readable: a TLS hello at most
+        assert (
+            pool._secret not in captured and b"where" not in captured
+        )  # nothing readable: a TLS hello at most
         if captured:  # replayed to the live node: a stale handshake that leads nowhere
             with socket.create_connection(("127.0.0.1", survivor.port), timeout=5) as sock:
                 sock.sendall(captured)
@@ -152,11 +170,22 @@ def test_an_impostor_on_a_dead_nodes_port_runs_nothing_on_the_client(
                     pass
     else:
         messages = _recorded(record)
-        assert not any(kind == "RunTask" for kind, _ in messages), f"the impostor received tasks: {messages!r}"
+        assert not any(kind == "RunTask" for kind, _ in messages), (
+            f"the impostor received tasks: {messages!r}"
+        )
         for _, fields in messages:
-            assert not any(field == pool._secret for field in fields), "the pool's secret reached the impostor"
+            assert not any(field == pool._secret for field in fields), (
+                "the pool's secret reached the impostor"
+            )
         # Whatever it got, sent again to the live node as an outsider can: refused.
-        answers = shared_loop().run(_replay_as_outsider(survivor.port, survivor.info.name, messages)).result(60)
-        assert all(answer in ("refused at the door", False) or isinstance(answer, Exception) for answer in answers)
+        answers = (
+            shared_loop().run(_replay_as_outsider(survivor.port, survivor.info.name, messages)).result(60)
+        )
+        assert all(
+            answer in ("refused at the door", False) or isinstance(answer, Exception) for answer in answers
+        )
     assert pool.submit(where, count_file).result(timeout=60) == (survivor.info.name, survivor.info.pid)
-    assert Path(count_file).read_text().splitlines() == [*runs_before, survivor.info.name]  # the replay ran nothing
+    assert Path(count_file).read_text().splitlines() == [
+        *runs_before,
+        survivor.info.name,
+    ]  # the replay ran nothing
