@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -30,10 +31,24 @@ def message(kind: str, **fields: object) -> object:
 
 
 @asynccontextmanager
-async def outsider(port: int, node_name: str, timeout: float = 5) -> AsyncIterator[Client | None]:
-    """A casty client of the node's port without the pool's certificate; None if the node refuses it."""
+async def outsider(port: int, node_name: str, tls: str = "plain", timeout: float = 5) -> AsyncIterator[Client | None]:
+    """A casty client of the node's port without the pool's certificate; None if the node refuses it.
+
+    `tls`: ``"plain"`` speaks no TLS; ``"foreign-cert"`` presents a client certificate of another pool and accepts
+    any node (so only the node's own check can stop it).
+    """
     advertise = transport.advertised_address(node_name, port)
+    files = None
+    casty_tls = None
+    if tls == "foreign-cert":
+        from casty import TLS
+
+        from skyward.credentials import KeyFiles, client_material
+
+        files = KeyFiles(client_material(os.urandom(32), node_name))
+        casty_tls = TLS(cert=files.cert, key=files.key, ca=None, require_client_cert=False)
     client = Client(
+        tls=casty_tls,
         seeds=(f"127.0.0.1:{port}",),
         name=transport.CLUSTER_NAME,
         limits=transport.LIMITS,
@@ -41,15 +56,19 @@ async def outsider(port: int, node_name: str, timeout: float = 5) -> AsyncIterat
         address_map=lambda address: f"127.0.0.1:{port}" if address == advertise else address,
     )
     try:
-        async with asyncio.timeout(timeout):
-            await client.__aenter__()
-    except TimeoutError:
-        yield None
-        return
-    try:
-        yield client
+        try:
+            async with asyncio.timeout(timeout):
+                await client.__aenter__()
+        except TimeoutError:
+            yield None
+            return
+        try:
+            yield client
+        finally:
+            await client.__aexit__(None, None, None)
     finally:
-        await client.__aexit__(None, None, None)
+        if files is not None:
+            files.close()
 
 
 async def ask_all(

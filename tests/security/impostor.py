@@ -73,11 +73,12 @@ async def serve_casty(port: int, node_name: str, tls_dir: str | None, evil: Evil
 
         material = node_material(os.urandom(32), node_name)  # a pool of its own: the client CA is not ours
         paths = {}
-        for name in ("cert", "key", "ca"):
+        for name in ("cert", "key"):
             paths[name] = os.path.join(tls_dir, name + ".pem")
             with open(paths[name], "w") as f:  # noqa: ASYNC230 - before the system starts
                 f.write(getattr(material, name))
-        tls = TLS(cert=paths["cert"], key=paths["key"], ca=paths["ca"], require_client_cert=False)
+        # Accepts any client: only the client's check of the node's certificate can stop it.
+        tls = TLS(cert=paths["cert"], key=paths["key"], ca=None, require_client_cert=False)
     cluster = Cluster(
         bind=f"127.0.0.1:{port}",
         advertise=advertise,

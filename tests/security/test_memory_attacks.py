@@ -30,13 +30,14 @@ def _settled_rss(pid: int) -> int:
     return rss_bytes(pid)
 
 
-def test_twenty_thousand_actor_keys_from_an_outsider_cost_the_node_nothing(node) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("tls", ["plain", "foreign-cert"])
+def test_twenty_thousand_actor_keys_from_an_outsider_cost_the_node_nothing(node, tls: str) -> None:  # type: ignore[no-untyped-def]
     _, started = node
     before = _settled_rss(started.info.pid)
     keys = [f"k{i}" for i in range(20_000)]
 
     async def attack() -> list[object] | None:
-        async with outsider(started.port, started.info.name) as client:
+        async with outsider(started.port, started.info.name, tls) as client:
             if client is None:
                 return None
             advertise = transport.advertised_address(started.info.name, started.port)
@@ -86,13 +87,14 @@ def test_the_pools_own_client_gets_answers_on_the_nodes_key_only(node) -> None: 
     assert grown < 80 * MB, f"the node grew by {grown / MB:.0f} MB"
 
 
-def test_large_messages_from_an_outsider_are_not_buffered(node) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("tls", ["plain", "foreign-cert"])
+def test_large_messages_from_an_outsider_are_not_buffered(node, tls: str) -> None:  # type: ignore[no-untyped-def]
     _, started = node
     before = _settled_rss(started.info.pid)
     payload = os.urandom(120 * MB)
 
     async def attack(payload: bytes) -> list[object] | None:
-        async with outsider(started.port, started.info.name) as client:
+        async with outsider(started.port, started.info.name, tls) as client:
             if client is None:
                 return None
             advertise = transport.advertised_address(started.info.name, started.port)
