@@ -31,11 +31,13 @@ def message(kind: str, **fields: object) -> object:
 
 
 @asynccontextmanager
-async def outsider(port: int, node_name: str, tls: str = "plain", timeout: float = 5) -> AsyncIterator[Client | None]:
+async def outsider(
+    port: int, node_name: str, tls: str = "plain", node_ca: str | None = None, timeout: float = 5
+) -> AsyncIterator[Client | None]:
     """A casty client of the node's port without the pool's certificate; None if the node refuses it.
 
-    `tls`: ``"plain"`` speaks no TLS; ``"foreign-cert"`` presents a client certificate of another pool and accepts
-    any node (so only the node's own check can stop it).
+    `tls`: ``"plain"`` speaks no TLS; ``"foreign-cert"`` presents a client certificate of another pool, and
+    trusts `node_ca` (public: it only lets the outsider accept the real node), so only the node's check stops it.
     """
     advertise = transport.advertised_address(node_name, port)
     files = None
@@ -43,10 +45,12 @@ async def outsider(port: int, node_name: str, tls: str = "plain", timeout: float
     if tls == "foreign-cert":
         from casty import TLS
 
-        from skyward.credentials import KeyFiles, client_material
+        from skyward.credentials import KeyFiles, TLSMaterial, client_material
 
-        files = KeyFiles(client_material(os.urandom(32), node_name))
-        casty_tls = TLS(cert=files.cert, key=files.key, ca=None, require_client_cert=False)
+        assert node_ca is not None
+        foreign = client_material(os.urandom(32), node_name)
+        files = KeyFiles(TLSMaterial(foreign.cert, foreign.key, node_ca))
+        casty_tls = TLS(cert=files.cert, key=files.key, ca=files.ca)
     client = Client(
         tls=casty_tls,
         seeds=(f"127.0.0.1:{port}",),

@@ -24,6 +24,15 @@ def node() -> Iterator[tuple[sky.ComputePool, object]]:
         yield pool, pool._deployment.nodes[0]
 
 
+def _node_ca(pool: sky.ComputePool, started: object) -> str | None:
+    """The node's CA certificate, public: it lets a foreign-certificate outsider accept the real node."""
+    try:
+        from skyward.certificates import node_ca
+    except ImportError:  # a version without TLS
+        return None
+    return node_ca(pool._secret, started.info.name)  # type: ignore[attr-defined]
+
+
 def _settled_rss(pid: int) -> int:
     """RSS once the node had a moment to drop what it was handed (the claim is what it *keeps*)."""
     shared_loop().run(asyncio.sleep(1.0)).result(10)
@@ -32,12 +41,12 @@ def _settled_rss(pid: int) -> int:
 
 @pytest.mark.parametrize("tls", ["plain", "foreign-cert"])
 def test_twenty_thousand_actor_keys_from_an_outsider_cost_the_node_nothing(node, tls: str) -> None:  # type: ignore[no-untyped-def]
-    _, started = node
+    pool, started = node
     before = _settled_rss(started.info.pid)
     keys = [f"k{i}" for i in range(20_000)]
 
     async def attack() -> list[object] | None:
-        async with outsider(started.port, started.info.name, tls) as client:
+        async with outsider(started.port, started.info.name, tls, _node_ca(pool, started)) as client:
             if client is None:
                 return None
             advertise = transport.advertised_address(started.info.name, started.port)
@@ -89,12 +98,12 @@ def test_the_pools_own_client_gets_answers_on_the_nodes_key_only(node) -> None: 
 
 @pytest.mark.parametrize("tls", ["plain", "foreign-cert"])
 def test_large_messages_from_an_outsider_are_not_buffered(node, tls: str) -> None:  # type: ignore[no-untyped-def]
-    _, started = node
+    pool, started = node
     before = _settled_rss(started.info.pid)
     payload = os.urandom(120 * MB)
 
     async def attack(payload: bytes) -> list[object] | None:
-        async with outsider(started.port, started.info.name, tls) as client:
+        async with outsider(started.port, started.info.name, tls, _node_ca(pool, started)) as client:
             if client is None:
                 return None
             advertise = transport.advertised_address(started.info.name, started.port)
