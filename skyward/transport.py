@@ -25,6 +25,7 @@ from typing import Protocol
 from casty import (
     TLS,
     ActivationEnded,
+    ActivationFailed,
     ActivationStarted,
     ActorFailed,
     ActorSystem,
@@ -36,10 +37,12 @@ from casty import (
     Event,
     Limits,
     MemberChanged,
+    MessageDropped,
     MessageTooLarge,
     NodeId,
     Runtime,
     Unavailable,
+    WriteFailed,
     actor,
 )
 
@@ -188,7 +191,8 @@ class TransportObserver:
             return
         fields = getattr(event, "__dict__", {})
         text = ", ".join(f"{k}={_named(v) if isinstance(v, NodeId) else _printable(v)}" for k, v in fields.items())
-        logger.debug("%s: %s", type(event).__name__, text)
+        level = logging.WARNING if isinstance(event, ActivationFailed | WriteFailed | MessageDropped) else logging.DEBUG
+        logger.log(level, "%s: %s", type(event).__name__, text)
 
 
 async def serve(node_name: str, port: int, handler: NodeHandler, ready: Callable[[], None], tls: TLSMaterial) -> None:
