@@ -222,7 +222,7 @@ def loads_with_blobs(frame: bytes, resolve: Callable[[bytes], object]) -> Any:
 
 def rebuild(data: bytes | bytearray) -> object:
     """A blob's object from its uploaded bytes; arrays and memoryviews come back read-only (tasks share them)."""
-    obj = wire.loads(data)
+    obj = wire.loads(data, max_size=None)  # blobs come only from the pool's client, and may exceed a message
     if type(obj).__name__ == "ndarray":
         obj.flags.writeable = False  # type: ignore[attr-defined]
     elif type(obj) is memoryview:

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import asyncio
-import sys
+import logging
 import time
 from collections.abc import Callable
 
@@ -21,6 +21,8 @@ from skyward.errors import describe_exit
 from skyward.providers.base import Deployment, StartedNode
 from skyward.scheduler import Scheduler
 from skyward.transport import NodeLink
+
+logger = logging.getLogger("skyward.recovery")
 
 # How often the provider is asked whether each worker process still runs (local state: cheap).
 _PROCESS_CHECK_INTERVAL = 0.25
@@ -116,11 +118,11 @@ class NodeRecovery:
         old, self._links[index] = self._links[index], link
         await old.close()
         scheduler.node_restarted(index, link)
-        print(
-            f"skyward: restarted node {name} ({describe_exit(ended.exit_code, ended.signal)}) "
-            f"in {time.monotonic() - started_at:.1f}s",
-            file=sys.stderr,
-            flush=True,
+        logger.warning(
+            "restarted node %s (%s) in %.1fs",
+            name,
+            describe_exit(ended.exit_code, ended.signal),
+            time.monotonic() - started_at,
         )
 
     def stop(self) -> None:

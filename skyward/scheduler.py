@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import queue
 import threading
 from collections import deque
@@ -41,6 +42,7 @@ from skyward.ioloop import EventLoopThread
 from skyward.payload import EncodedTask
 from skyward.transport import LinkError, NodeLink
 
+logger = logging.getLogger("skyward.scheduler")
 
 class TaskFuture(Future[Any]):
     """The future of a pool task; it also tells when the task is sent to a node (`add_dispatch_callback`).
@@ -421,6 +423,7 @@ class Scheduler:
             failed = self._settle_locked(node, orphans, charged=(), reason=reason)
             to_send = self._assign_locked()
         self._finish_settling(node, failed, to_send)
+        logger.warning("node %s is lost: %s", node.name, reason)
 
     def node_crashed(
         self, index: int, exit_code: int | None, signal: int | None, output: tuple[str, ...], *, restart: bool

@@ -6,10 +6,16 @@ Each node runs a one-member casty cluster bound to 127.0.0.1 and hosting one pin
 The client talks to it with a casty `Client` through whatever reaches that port (directly for local nodes, an
 SSH local forward for remote ones). casty's API changes between releases; nothing outside this module should
 need to change when it does.
+
+Every connection is mutual TLS with the pool's certificates (`skyward.credentials`): a node accepts only its
+client, and the client's link to a node accepts only that node. Nothing secret travels in a message, and a peer
+that cannot prove who it is gets no further than the handshake: it cannot join the node's cluster, activate
+actors there, nor make the node buffer its messages. See docs/security.md.
 """
 
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +23,10 @@ from datetime import timedelta
 from typing import Protocol
 
 from casty import (
+    TLS,
+    ActivationEnded,
+    ActivationFailed,
+    ActivationStarted,
     ActorFailed,
     ActorSystem,
     Askable,
@@ -24,14 +34,22 @@ from casty import (
     Cluster,
     Compression,
     Context,
+    Event,
     Limits,
+    MemberChanged,
+    MessageDropped,
     MessageTooLarge,
+    NodeId,
     Runtime,
     Unavailable,
+    WriteFailed,
     actor,
 )
 
+from skyward.credentials import KeyFiles, TLSMaterial, client_material
 from skyward.errors import PayloadTooLarge, SkywardError
+
+logger = logging.getLogger("skyward.transport")
 
 # Identical on both sides, or the handshake refuses the connection. Payloads are already lz4'd by `wire`.
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
@@ -40,6 +58,7 @@ COMPRESSION = Compression(codecs=())
 CLUSTER_NAME = "skyward"
 # Tasks may run for hours: the deadline of an ask is the pool's business, not casty's.
 _FOREVER = timedelta(days=30)
+# The one key a node answers on; a message to any other key ends its activation at once (no state kept).
 _ACTOR_KEY = "tasks"
 # Blobs larger than one message travel in pieces of this size.
 BLOB_CHUNK_BYTES = 16 * 1024 * 1024
@@ -54,7 +73,6 @@ class LinkError(SkywardError):
 
 @dataclass(frozen=True)
 class RunTask(Askable[bytes]):
-    secret: bytes
     task_id: str
     payload: bytes
     blobs: tuple[bytes, ...]  # digests of the uploaded blobs the payload refers to
@@ -64,7 +82,6 @@ class RunTask(Askable[bytes]):
 class PutBlob(Askable[int]):
     """One chunk of a blob upload. Answered 1 when the blob is whole, 0 for a partial chunk, -1 if refused."""
 
-    secret: bytes
     digest: bytes
     offset: int
     total: int
@@ -73,53 +90,61 @@ class PutBlob(Askable[int]):
 
 @dataclass(frozen=True)
 class CancelTasks(Askable[int]):
-    secret: bytes
     task_ids: tuple[str, ...]
     stop_running: bool  # False: withdraw only tasks that have not started (work stealing)
 
 
 @dataclass(frozen=True)
 class Heartbeat(Askable[bool]):
-    secret: bytes
+    """Answered True by a node that is up (the TLS handshake already said it is the pool's node)."""
 
 
 class NodeHandler(Protocol):
     """What the node agent does with each message; see `skyward.worker.agent.TaskRunner`."""
 
-    def run(
-        self, secret: bytes, task_id: str, payload: bytes, blobs: tuple[bytes, ...], reply: Callable[[bytes], None]
-    ) -> None: ...
+    def run(self, task_id: str, payload: bytes, blobs: tuple[bytes, ...], reply: Callable[[bytes], None]) -> None: ...
 
-    def put_blob(self, secret: bytes, digest: bytes, offset: int, total: int, chunk: bytes) -> bool: ...
+    def put_blob(self, digest: bytes, offset: int, total: int, chunk: bytes) -> bool: ...
 
-    def cancel(self, secret: bytes, task_ids: tuple[str, ...], stop_running: bool) -> int: ...
+    def cancel(self, task_ids: tuple[str, ...], stop_running: bool) -> int: ...
 
-    def heartbeat(self, secret: bytes) -> bool: ...
+    def heartbeat(self) -> bool: ...
 
 
-_handler: NodeHandler | None = None
+@dataclass(frozen=True)
+class _Served:
+    handler: NodeHandler
+    key: str  # the key as `ctx.key` reads it on this node: "@<advertised address>/tasks"
+
+
+_served: _Served | None = None
 
 
 @actor(pinned=True, initial=0, ask_timeout=_FOREVER, idle_after=_FOREVER)
 async def task_executor(ctx: Context[int, RunTask | PutBlob | CancelTasks | Heartbeat]) -> None:
-    handler = _handler
-    assert handler is not None, "serve() installs the handler before the actor can be reached"
+    served = _served
+    if served is None or ctx.key != served.key:
+        # Any other key: end the activation before reading anything; the asker gets `Unavailable`. Otherwise each
+        # key would keep an activation (and its mailbox) for 30 days: ~10 KB each. casty still keeps well under
+        # 1 KB per key it has seen (measured, docs/security.md); only the pool's client gets this far (TLS).
+        return
+    handler = served.handler
     async for msg in ctx.inbox:
         # The handler never raises and never blocks: an exception here would restart the body and lose messages.
         match msg:
             case RunTask():
-                handler.run(msg.secret, msg.task_id, msg.payload, msg.blobs, msg.reply_to.tell)
+                handler.run(msg.task_id, msg.payload, msg.blobs, msg.reply_to.tell)
             case PutBlob():
                 try:
-                    whole = handler.put_blob(msg.secret, msg.digest, msg.offset, msg.total, msg.chunk)
+                    whole = handler.put_blob(msg.digest, msg.offset, msg.total, msg.chunk)
                 except Exception:
                     msg.reply_to.tell(-1)
                 else:
                     msg.reply_to.tell(1 if whole else 0)
             case CancelTasks():
-                msg.reply_to.tell(handler.cancel(msg.secret, msg.task_ids, msg.stop_running))
+                msg.reply_to.tell(handler.cancel(msg.task_ids, msg.stop_running))
             case Heartbeat():
-                msg.reply_to.tell(handler.heartbeat(msg.secret))
+                msg.reply_to.tell(handler.heartbeat())
 
 
 def free_port() -> int:
@@ -133,20 +158,66 @@ def advertised_address(node_name: str, port: int) -> str:
     return f"{node_name}:{port}"
 
 
-async def serve(node_name: str, port: int, handler: NodeHandler, ready: Callable[[], None]) -> None:
-    """Run the node's actor system on 127.0.0.1:`port` until cancelled; call `ready` once it listens."""
-    global _handler
-    _handler = handler
+# --- TLS and events ------------------------------------------------------------------------------------------
+
+
+def _tls(files: KeyFiles) -> TLS:
+    return TLS(cert=files.cert, key=files.key, ca=files.ca, require_client_cert=True)
+
+
+def _printable(text: object) -> str:
+    """A peer-supplied string made safe for a terminal: control characters (ANSI escapes) shown escaped."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
+
+
+def _named(node: NodeId) -> str:
+    return f"{_printable(node.address or 'a client')} ({node.incarnation.hex[:8]})"
+
+
+class TransportObserver:
+    """casty's events as records of the ``skyward.transport`` logger, peer-supplied text escaped.
+
+    casty's own `LoggingObserver` prints the address a peer advertises as it is: ANSI escapes in it reached the
+    client's terminal (a node's output is forwarded there). Activations are not reported (the frequent kind).
+    """
+
+    def wants(self, kind: type[Event], /) -> bool:
+        return kind not in (ActivationStarted, ActivationEnded)
+
+    def __call__(self, event: Event, /) -> None:
+        if isinstance(event, MemberChanged):
+            level = logging.WARNING if event.status in ("suspect", "dead") else logging.DEBUG
+            logger.log(level, "member %s went from %s to %s", _named(event.node), event.previous, event.status)
+            return
+        fields = getattr(event, "__dict__", {})
+        text = ", ".join(f"{k}={_named(v) if isinstance(v, NodeId) else _printable(v)}" for k, v in fields.items())
+        level = logging.WARNING if isinstance(event, ActivationFailed | WriteFailed | MessageDropped) else logging.DEBUG
+        logger.log(level, "%s: %s", type(event).__name__, text)
+
+
+async def serve(node_name: str, port: int, handler: NodeHandler, ready: Callable[[], None], tls: TLSMaterial) -> None:
+    """Run the node's actor system on 127.0.0.1:`port` until cancelled; call `ready` once it listens.
+
+    Only a peer holding the client certificate `tls.ca` signed gets past the handshake.
+    """
+    global _served
+    advertise = advertised_address(node_name, port)
+    _served = _Served(handler, f"@{advertise}/{_ACTOR_KEY}")
+    files = KeyFiles(tls)
     cluster = Cluster(
         bind=f"127.0.0.1:{port}",
-        advertise=advertised_address(node_name, port),
+        advertise=advertise,
         name=CLUSTER_NAME,
+        tls=_tls(files),
         limits=LIMITS,
         compression=COMPRESSION,
     )
-    async with ActorSystem(cluster=cluster, ask_timeout=_FOREVER):
-        ready()
-        await asyncio.Event().wait()
+    try:
+        async with ActorSystem(cluster=cluster, ask_timeout=_FOREVER, observer=TransportObserver()):
+            ready()
+            await asyncio.Event().wait()
+    finally:
+        files.close()
 
 
 # --- client side -----------------------------------------------------------------------------------------------
@@ -166,32 +237,45 @@ class NodeLink:
     """The client's connection to one node's actor. All methods run on the pool's event loop."""
 
     def __init__(self, node_name: str, node_port: int, dial: str, secret: bytes) -> None:
-        """`node_port` is the port the node listens on; `dial` is the ``host:port`` that reaches it from here."""
+        """`node_port` is the port the node listens on; `dial` is the ``host:port`` that reaches it from here.
+
+        `secret` is the pool's: the link derives from it the client's certificate and this node's CA, and sends
+        nothing of it.
+        """
+        self._name = node_name
         self._advertise = advertised_address(node_name, node_port)
         self._dial = dial
         self._secret = secret
         self._client: Client | None = None
+        self._files: KeyFiles | None = None
         self._ref = None
 
     async def connect(self, timeout: float = 20.0) -> None:
         mapping = {self._advertise: self._dial}
+        files = KeyFiles(client_material(self._secret, self._name))
         client = Client(
             seeds=(self._dial,),
             name=CLUSTER_NAME,
+            tls=_tls(files),
             compression=COMPRESSION,
             address_map=lambda address: mapping.get(address, address),
             limits=LIMITS,
             ask_timeout=_FOREVER,
             sync_every=timedelta(seconds=1),
+            observer=TransportObserver(),
             runtime=_shared_runtime(),
         )
         try:
-            # casty's __aenter__ never returns while no seed answers.
+            # casty's __aenter__ never returns while no seed answers (nor while the handshake fails).
             async with asyncio.timeout(timeout):
                 await client.__aenter__()
         except TimeoutError as exc:
-            raise LinkError(f"no answer from the node at {self._dial} within {timeout:.0f}s") from exc
-        self._client = client
+            files.close()
+            raise LinkError(
+                f"no answer from the node at {self._dial} within {timeout:.0f}s (or it could not prove that it "
+                "is this pool's node: the TLS handshake failed)"
+            ) from exc
+        self._client, self._files = client, files
         self._ref = client.ref(task_executor, _ACTOR_KEY, at=self._advertise)
 
     async def run(self, task_id: str, payload: bytes, blobs: tuple[bytes, ...] = ()) -> bytes:
@@ -201,7 +285,7 @@ class NodeLink:
                 f"most {MAX_MESSAGE_BYTES / 2**20:.0f} MiB (large bytes, numpy and pandas arguments travel "
                 "separately and are not limited by this; other large objects are)"
             )
-        return await self._ask(RunTask(self._secret, task_id, payload, blobs))
+        return await self._ask(RunTask(task_id, payload, blobs))
 
     async def put_blob(self, digest: bytes, data: bytes) -> None:
         """Upload a blob, in chunks that each fit one message."""
@@ -209,15 +293,15 @@ class NodeLink:
         view = memoryview(data)
         for offset in range(0, max(total, 1), BLOB_CHUNK_BYTES):
             chunk = bytes(view[offset : offset + BLOB_CHUNK_BYTES])
-            answer = await self._ask(PutBlob(self._secret, digest, offset, total, chunk))
+            answer = await self._ask(PutBlob(digest, offset, total, chunk))
             if answer < 0:
                 raise LinkError(f"the node refused blob {digest.hex()[:12]}")
 
     async def cancel(self, task_ids: tuple[str, ...], *, stop_running: bool = True) -> int:
-        return await self._ask(CancelTasks(self._secret, task_ids, stop_running))
+        return await self._ask(CancelTasks(task_ids, stop_running))
 
     async def heartbeat(self) -> bool:
-        return await self._ask(Heartbeat(self._secret))
+        return await self._ask(Heartbeat())
 
     async def _ask(self, msg):  # type: ignore[no-untyped-def]
         if self._ref is None:
@@ -226,14 +310,24 @@ class NodeLink:
             return await self._ref.ask(msg)
         except MessageTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from exc
-        except (Unavailable, ActorFailed, ConnectionError) as exc:
+        except Unavailable as exc:
+            # Also what a process on the node's port that cannot prove it is the node causes: casty refuses the
+            # handshake, so nothing was sent to it and nothing it says is read.
+            raise LinkError(
+                f"node {self._name} is unreachable, or whatever answers at {self._dial} failed the TLS "
+                f"authentication ({type(exc).__name__}: {exc})"
+            ) from exc
+        except (ActorFailed, ConnectionError) as exc:
             raise LinkError(f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
         client, self._client, self._ref = self._client, None, None
+        files, self._files = self._files, None
         if client is not None:
             try:
                 async with asyncio.timeout(5):
                     await client.__aexit__(None, None, None)
             except Exception:  # closing a dead link is best effort
                 pass
+        if files is not None:
+            files.close()

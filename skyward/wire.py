@@ -18,6 +18,10 @@ from skyward.errors import RemoteError
 
 # Below this size lz4's framing costs more than it saves.
 COMPRESS_THRESHOLD = 4096
+# The most a frame decompresses to: one message's limit (`skyward.transport.MAX_MESSAGE_BYTES`). lz4 reaches ratios
+# of 250:1, so without a cap a message within the limit could make its reader allocate 30 GB. Blobs, which may be
+# larger and are uploaded in chunks, state their own cap.
+MAX_DECOMPRESSED_BYTES = 128 * 1024 * 1024
 
 _RAW = b"\x00"
 _LZ4 = b"\x01"
@@ -48,20 +52,36 @@ def frame(body: bytes, *, probe: bool = False) -> bytes:
     return _LZ4 + lz4.frame.compress(body, compression_level=0)
 
 
-def unframe(data: bytes | bytearray | memoryview) -> bytes | memoryview:
-    """The pickle inside a frame (a view, not a copy, when uncompressed). Raises `WireError` for non-frames."""
+def unframe(
+    data: bytes | bytearray | memoryview, max_size: int | None = MAX_DECOMPRESSED_BYTES
+) -> bytes | memoryview:
+    """The pickle inside a frame (a view, not a copy, when uncompressed).
+
+    Raises `WireError` for non-frames, and for compressed bodies that would decompress to more than `max_size`
+    bytes (``None``: no cap), before allocating more than that.
+    """
     if not data:
         raise WireError("empty frame")
     view = memoryview(data)
     flag, body = bytes(view[:1]), view[1:]
     if flag == _LZ4:
-        try:
-            return lz4.frame.decompress(body)
-        except RuntimeError as exc:
-            raise WireError(f"corrupt lz4 body: {exc}") from exc
+        return _decompress(body, max_size)
     if flag != _RAW:
         raise WireError(f"unknown frame flag {flag!r}")
     return body
+
+
+def _decompress(body: memoryview, max_size: int | None) -> bytes:
+    decompressor = lz4.frame.LZ4FrameDecompressor()
+    try:
+        out = decompressor.decompress(body, max_length=-1 if max_size is None else max_size + 1)
+    except RuntimeError as exc:
+        raise WireError(f"corrupt lz4 body: {exc}") from exc
+    if max_size is not None and len(out) > max_size:
+        raise WireError(f"an lz4 body decompresses to more than {max_size / 2**20:.0f} MiB, the most a message carries")
+    if not decompressor.eof:
+        raise WireError("truncated lz4 body")
+    return out
 
 
 def dumps(obj: object) -> bytes:
@@ -69,24 +89,31 @@ def dumps(obj: object) -> bytes:
     return frame(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def loads(data: bytes | bytearray | memoryview) -> Any:
+def loads(data: bytes | bytearray | memoryview, max_size: int | None = MAX_DECOMPRESSED_BYTES) -> Any:
     """Inverse of `dumps`. Raises `WireError` for bytes that are not a frame (before any unpickling)."""
-    return pickle.loads(unframe(data))
+    return pickle.loads(unframe(data, max_size))
 
 
 # --- replies -------------------------------------------------------------------------------------------------
 
 
 def reply_ok(value: object, task_id: str) -> bytes:
-    """A success reply; a value that cannot be pickled becomes an error reply naming the task."""
+    """A success reply; a value that cannot be pickled, or too large a one, becomes an error reply naming the task."""
     try:
-        return bytes([STATUS_OK]) + dumps(value)
+        body = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         error = TypeError(
             f"the result of task {task_id} ({type(value).__name__}) could not be pickled: "
             f"{type(exc).__name__}: {exc}"
         )
         return reply_error(error)
+    if len(body) > MAX_DECOMPRESSED_BYTES:  # the client would refuse it: say why here
+        return reply_error(ValueError(
+            f"the result of task {task_id} ({type(value).__name__}) is {len(body) / 2**20:.0f} MiB pickled; a "
+            f"reply carries at most {MAX_DECOMPRESSED_BYTES / 2**20:.0f} MiB: return a smaller value, or write it "
+            "to storage the client can read"
+        ))  # fmt: skip
+    return bytes([STATUS_OK]) + frame(body)
 
 
 def reply_error(exc: BaseException) -> bytes:

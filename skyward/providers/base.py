@@ -106,7 +106,10 @@ class Provider(Protocol):
     shares_client_files: bool
 
     def launch(self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> Deployment:
-        """Start `cluster.nodes` agents with `image`, handing each the pool's `secret` (never on a command line).
+        """Start `cluster.nodes` agents with `image`, handing each its own credentials made from the pool's `secret`.
+
+        `skyward.credentials.agent_config(secret, node_name)` gives the fields for the agent's configuration line on
+        stdin (never on a command line); the secret itself stays on the client.
 
         Raises `skyward.errors.ProvisionError` with a clear message when it cannot; whatever it had started by
         then is stopped first.

@@ -22,6 +22,7 @@ from typing import IO
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from skyward.credentials import agent_config
 from skyward.errors import ProvisionError
 from skyward.image import Image
 from skyward.providers.base import OUTPUT_TAIL_LINES, NodeInfo, StartedNode, WorkerExit
@@ -157,7 +158,7 @@ class LocalDeployment:
             self._stop(process)
             raise ProvisionError(f"local node {name} was not started: its pool is closing")
         config = {
-            "secret": secret.hex(),
+            **agent_config(secret, name),  # this node's TLS key and certificate; not the secret
             "node": name,
             "concurrency": cluster.worker.concurrency,
             "executor": cluster.worker.executor,

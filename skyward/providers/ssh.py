@@ -32,6 +32,7 @@ from skyward.bootstrap.progress import BootstrapEvent, Phase, ProgressCallback, 
 from skyward.bootstrap.remote import BootstrapSettings, NodeBootstrap, probe, remote_path
 from skyward.bootstrap.requirements import project_distributions
 from skyward.bootstrap.wheels import Wheel, offline_wheelhouse, wheel_of_installed
+from skyward.credentials import agent_config
 from skyward.errors import ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import EventLoopThread, shared_loop
@@ -317,7 +318,7 @@ class SSHDeployment:
         )
         node.process = process
         config = {
-            "secret": secret.hex(),
+            **agent_config(secret, node.name),  # this node's TLS key and certificate; not the secret
             "node": node.name,
             "concurrency": cluster.worker.concurrency,
             "executor": cluster.worker.executor,

@@ -1,12 +1,15 @@
 """Entry point of the node agent: ``python -m skyward.worker``.
 
 Protocol with whoever started it (the Local provider, or an SSH session):
-- stdin, first line: a JSON object ``{"secret": hex, "node": name, "concurrency": n, "executor": kind,
-  "lease": seconds, "nodes_on_machine": n}``. The secret travels on stdin, never on the command line (where
-  ``ps`` shows it). ``nodes_on_machine`` (nodes sharing this machine's CPUs) sizes native thread pools.
+- stdin, first line: a JSON object ``{"tls_cert": pem, "tls_key": pem, "tls_ca": pem, "node": name,
+  "concurrency": n, "executor": kind, "lease": seconds, "nodes_on_machine": n}`` (optional:
+  ``"reply_cache_bytes"``, ``"blob_cache_bytes"``). The TLS fields (`skyward.credentials.agent_config`) are this
+  node's own certificate and key and the certificate of the client CA: the pool's secret never reaches a node.
+  They travel on stdin, never on the command line (where ``ps`` shows it) nor in a file.
+  ``nodes_on_machine`` (nodes sharing this machine's CPUs) sizes native thread pools.
 - stdout, once listening: ``SKYWARD-READY {"port": p, "pid": pid}``. Afterwards stdout carries what tasks print.
-- The agent exits when stdin closes (its client is gone) or when no authentic message arrived for ``lease``
-  seconds (the client hangs or the link is cut).
+- The agent exits when stdin closes (its client is gone) or when no message from its client arrived for
+  ``lease`` seconds (the client hangs or the link is cut).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import time
 
 from skyward import transport
 from skyward.blobs import BlobStore
+from skyward.credentials import from_agent_config
 from skyward.worker import READY_PREFIX
-from skyward.worker.agent import TaskRunner
+from skyward.worker.agent import REPLY_CACHE_BYTES, TaskRunner
 from skyward.worker.native_threads import limit_native_threads
 from skyward.worker.slots import make_slots
 from skyward.worker.thread_warnings import install as per_thread_warning_filters
@@ -42,13 +46,13 @@ async def _watch_lease(runner: TaskRunner, lease: float, stop: asyncio.Event) ->
 
 
 async def _main(config: dict[str, object]) -> None:
-    secret = bytes.fromhex(str(config["secret"]))
+    tls = from_agent_config(config)
     node = str(config["node"])
     lease = float(config.get("lease", 60))  # type: ignore[arg-type]
     os.environ["SKYWARD_NODE"] = node
     blobs = BlobStore(int(config.get("blob_cache_bytes", 2 << 30)))  # type: ignore[arg-type]
     slots = make_slots(config.get("executor", "thread"), int(config.get("concurrency", 1)), blobs)  # type: ignore[arg-type]
-    runner = TaskRunner(secret, slots, blobs)
+    runner = TaskRunner(slots, blobs, int(config.get("reply_cache_bytes", REPLY_CACHE_BYTES)))  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True, name="stdin-watch").start()
@@ -57,7 +61,7 @@ async def _main(config: dict[str, object]) -> None:
     def ready() -> None:
         print(READY_PREFIX + json.dumps({"port": port, "pid": os.getpid()}), flush=True)
 
-    server = asyncio.create_task(transport.serve(node, port, runner, ready))
+    server = asyncio.create_task(transport.serve(node, port, runner, ready, tls))
     lease_task = asyncio.create_task(_watch_lease(runner, lease, stop))
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([server, stopped], return_when=asyncio.FIRST_COMPLETED)

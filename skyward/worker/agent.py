@@ -1,9 +1,12 @@
-"""The node agent's logic: authenticate, deduplicate and run tasks, answer cancellations and heartbeats."""
+"""The node agent's logic: deduplicate and run tasks, answer cancellations and heartbeats.
+
+Who may send it anything was settled before a message gets here: the transport accepts only the pool's client
+(mutual TLS, see `skyward.transport`), so every message is authentic.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -15,39 +18,51 @@ from skyward.worker.slots import Slots
 
 Reply = Callable[[bytes], None]
 
+REPLY_CACHE_BYTES = 256 * 1024 * 1024
+# Ids of tasks whose reply was evicted: a few MB at most, and far more than a client ever sends again.
+_EVICTED_IDS = 65536
+
 
 class TaskRunner:
     """Implements `skyward.transport.NodeHandler` on the agent's event loop.
 
     casty delivers at most once, so the client may send a task again after a lost reply. Every task has an id:
     a repeated id joins the task in flight or gets the cached reply, and never runs twice.
+
+    The reply cache holds at most `cache_bytes` (oldest evicted first). A task id whose reply was evicted is not
+    run again when it comes back: it is answered with an error saying so. Rule: a task runs at most once per node,
+    because only its owner can say whether running it twice is safe. The client sends an id again only after
+    losing a reply, moments later, so an eviction in between takes `cache_bytes` of newer results; the error then
+    reaches the caller's future instead of a second run. Evicted ids are remembered up to `_EVICTED_IDS`, beyond
+    which the oldest are forgotten.
     """
 
-    def __init__(self, secret: bytes, slots: Slots, blobs: BlobStore, cache_size: int = 4096) -> None:
-        self._secret = secret
+    def __init__(self, slots: Slots, blobs: BlobStore, cache_bytes: int = REPLY_CACHE_BYTES) -> None:
         self._slots = slots
         self._blobs = blobs
-        self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
         self._done: OrderedDict[str, bytes] = OrderedDict()
+        self._done_bytes = 0
+        self._evicted: OrderedDict[str, None] = OrderedDict()
         self._running: dict[str, tuple[Future[bytes], list[Reply]]] = {}
         self.last_contact = time.monotonic()
 
-    def _authentic(self, secret: bytes) -> bool:
-        ok = hmac.compare_digest(secret, self._secret)
-        if ok:
-            self.last_contact = time.monotonic()
-        return ok
+    def _contact(self) -> None:
+        self.last_contact = time.monotonic()
 
-    def run(self, secret: bytes, task_id: str, payload: bytes, blobs: tuple[bytes, ...], reply: Reply) -> None:
-        if not self._authentic(secret):
-            # Refused before the payload is looked at, let alone unpickled.
-            reply(wire.reply_error(PermissionError("refused: the message does not carry this pool's secret")))
-            return
+    def run(self, task_id: str, payload: bytes, blobs: tuple[bytes, ...], reply: Reply) -> None:
+        self._contact()
         if task_id in self._done:
             reply(self._done[task_id])
             return
         if task_id in self._running:
             self._running[task_id][1].append(reply)
+            return
+        if task_id in self._evicted:
+            reply(wire.reply_error(RuntimeError(
+                f"task {task_id} already ran on this node and its reply was evicted from the node's reply cache "
+                f"({self._cache_bytes / 2**20:.0f} MiB of newer results since); it is not run twice"
+            )))  # fmt: skip
             return
         missing = tuple(digest for digest in blobs if digest not in self._blobs)
         if missing:  # answered before anything runs; not cached: the task comes again with its blobs
@@ -69,32 +84,44 @@ class TaskRunner:
         # Only outcomes are remembered: a task withdrawn, lacking blobs or whose process died may come again.
         outcome = wire.missing_blobs(result) is None and wire.crash_of(result) is None
         if outcome and not wire.is_cancelled(result):
-            self._done[task_id] = result
-        while len(self._done) > self._cache_size:
-            self._done.popitem(last=False)
+            self._remember(task_id, result)
         for reply in replies:
             reply(result)
 
-    def cancel(self, secret: bytes, task_ids: tuple[str, ...], stop_running: bool = True) -> int:
+    def _remember(self, task_id: str, result: bytes) -> None:
+        self._done[task_id] = result
+        self._done_bytes += len(result)
+        while self._done_bytes > self._cache_bytes:  # a reply larger than the whole cache is not kept at all
+            evicted_id, evicted = self._done.popitem(last=False)
+            self._done_bytes -= len(evicted)
+            self._evicted[evicted_id] = None
+        while len(self._evicted) > _EVICTED_IDS:
+            self._evicted.popitem(last=False)
+
+    def cancel(self, task_ids: tuple[str, ...], stop_running: bool = True) -> int:
         """Cancel the listed tasks: queued ones always, running ones (process slots only) when `stop_running`.
 
         Answers how many were cancelled.
         """
-        if not self._authentic(secret):
-            return 0
+        self._contact()
         return sum(
             1 for task_id in task_ids if task_id in self._running and self._slots.cancel(task_id, stop_running)
         )
 
-    def put_blob(self, secret: bytes, digest: bytes, offset: int, total: int, chunk: bytes) -> bool:
+    def put_blob(self, digest: bytes, offset: int, total: int, chunk: bytes) -> bool:
         """Store a piece of an uploaded blob; answers True once the blob is whole."""
-        if not self._authentic(secret):
-            raise PermissionError("refused: the message does not carry this pool's secret")
+        self._contact()
         return self._blobs.put_chunk(digest, offset, total, chunk)
 
-    def heartbeat(self, secret: bytes) -> bool:
-        return self._authentic(secret)
+    def heartbeat(self) -> bool:
+        self._contact()
+        return True
 
     @property
     def busy(self) -> int:
         return len(self._running)
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of replies the cache holds now."""
+        return self._done_bytes

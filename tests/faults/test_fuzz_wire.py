@@ -68,7 +68,7 @@ def _run_in_runner(payload: bytes) -> bytes:
 
     store = BlobStore()
     slots = ThreadSlots(1, store)
-    runner = TaskRunner(b"s" * 32, slots, store)
+    runner = TaskRunner(slots, store)
     replies: list[bytes] = []
 
     async def go() -> None:
@@ -78,7 +78,7 @@ def _run_in_runner(payload: bytes) -> bytes:
             replies.append(data)
             done.set()
 
-        runner.run(b"s" * 32, "t-1", payload, (), reply)
+        runner.run("t-1", payload, (), reply)
         await asyncio.wait_for(done.wait(), 10)
 
     try:
