@@ -408,6 +408,7 @@ class Scheduler:
             if self._closed or not node.alive or (generation is not None and generation != node.generation):
                 return
             node.alive, node.recovering = False, True
+        logger.warning("node %s is down: %s", node.name, reason)
         if self._on_node_down is not None:
             self._on_node_down(index, reason)
         else:
