@@ -45,7 +45,10 @@ def test_a_batch_retried_after_node_loss_gets_a_fresh_clock() -> None:
     import signal
     import threading
 
-    with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=1), plugins=[sky.plugins.joblib()]) as pool:
+    # restart_nodes=False: the killed node stays lost (a restarted one would take the retried batch back).
+    with sky.ComputePool(
+        nodes=2, worker=sky.Worker(concurrency=1), plugins=[sky.plugins.joblib()], restart_nodes=False
+    ) as pool:
         Parallel(n_jobs=-1)(delayed(run_for)(0) for _ in range(4))  # both nodes have imported joblib
         first_node = pool.nodes[0].pid  # the head batch goes to the least-loaded node: the first
         threading.Timer(0.4, os.kill, (first_node, signal.SIGKILL)).start()
