@@ -18,7 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from skyward.image import Image
-    from skyward.pool import ComputePool
+    from skyward.pool_handle import PoolHandle
     from skyward.spec import ClusterSpec
 
 PROJECT = "skyward"
@@ -27,13 +27,17 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-@hookspec
-def image_transform(image: Image, cluster: ClusterSpec) -> Image:  # type: ignore[empty-body]
-    """Return the node image this plugin needs, derived from `image`.
+@hookspec(firstresult=True)
+def image_transform(image: Image, cluster: ClusterSpec) -> Image | None:
+    """Return the node image this plugin needs, derived from `image`, or ``None`` to leave it unchanged.
 
     Called once per pool, before any node is provisioned. Implementations are folded in plugin order: each one
-    receives the image the previous plugin returned, and the last result is what the provider installs. Return
-    `image` unchanged when there is nothing to add; never mutate it (it is frozen).
+    receives the image the previous plugin returned, and the last result is what the provider installs (so a
+    plugin's value wins over the user's ``Image`` for what it sets, and a later plugin's over an earlier one's).
+    Never mutate `image` (it is frozen); anything but a `sky.Image` or ``None`` is refused naming the plugin.
+
+    Each plugin's step is its own pluggy call: a ``@hookimpl(wrapper=True)`` of a plugin wraps that plugin's
+    step, sees the image folded so far as `image`, and may replace the step's result.
 
     Example::
 
@@ -44,11 +48,14 @@ def image_transform(image: Image, cluster: ClusterSpec) -> Image:  # type: ignor
 
 
 @hookspec
-def around_client(pool: ComputePool, cluster: ClusterSpec) -> AbstractContextManager[object] | None:
+def around_client(pool: PoolHandle, cluster: ClusterSpec) -> AbstractContextManager[object] | None:
     """Return a context manager that is active while the user's ``with`` block runs, or ``None``.
 
-    Called once the pool is ready (every node connected). The returned managers are entered in plugin order and
-    exited in reverse order before the nodes are torn down, also when the block raises or is interrupted.
+    Called once the pool is ready (every node connected). `pool` is a `skyward.pool_handle.PoolHandle`: the
+    pool's public API (``submit``, ``broadcast``, ``preload``, ``nodes``, ``total_slots``, ...) and nothing of its
+    internals. The returned managers are entered in plugin order and exited in reverse order before the nodes are
+    torn down, also when the block raises or is interrupted. When the block raised and a manager's exit raises
+    too, the block's exception propagates with the plugin's error attached as a note (and logged).
 
     Example::
 

@@ -1,37 +1,71 @@
 """Plugin discovery: ``sky.plugins.<name>(...)`` resolves ``<name>`` in the ``skyward.plugins`` entry points.
 
 An entry point names a factory; calling ``sky.plugins.<name>(**options)`` calls that factory and returns the
-plugin object to pass to ``ComputePool(plugins=[...])``.
+plugin object to pass to ``ComputePool(plugins=[...])``. Names match with dashes and underscores alike
+(``sky.plugins.my_plugin`` finds ``my-plugin``), and an installed plugin wins over this module's own helpers
+(a plugin named ``available`` is ``sky.plugins.available``; the helper stays reachable as
+``skyward.plugins.installed``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import sys
+import types
+from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
-
-import pluggy
-
-from skyward import hooks
 
 ENTRY_POINT_GROUP = "skyward.plugins"
 
 
+def _normal(name: str) -> str:
+    return name.replace("-", "_").lower()
+
+
+def _distribution(ep: EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else "?"
+
+
 def available() -> dict[str, EntryPoint]:
-    """The installed plugins by name."""
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    """The installed plugins by name. Raises `ImportError` when two distributions register one name."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        key = _normal(ep.name)
+        other = found.get(key)
+        if other is not None and (other.value, _distribution(other)) != (ep.value, _distribution(ep)):
+            raise ImportError(
+                f"two installed packages register the skyward plugin {ep.name!r}: {_distribution(other)!r} "
+                f"({other.value}) and {_distribution(ep)!r} ({ep.value}); uninstall one"
+            )
+        found[key] = ep
+    return {ep.name: ep for ep in found.values()}
+
+
+installed = available
 
 
 def load(name: str) -> Callable[..., Any]:
     """The factory registered under `name`. Raises `AttributeError` listing the installed names if unknown."""
-    found = available()
-    if name not in found:
-        installed = ", ".join(sorted(found)) or "none"
+    found = {_normal(n): ep for n, ep in available().items()}
+    ep = found.get(_normal(name))
+    if ep is None:
+        names = ", ".join(sorted(ep.name for ep in found.values())) or "none"
         raise AttributeError(
-            f"no skyward plugin named {name!r} is installed (installed: {installed}). A plugin is a package "
+            f"no skyward plugin named {name!r} is installed (installed: {names}). A plugin is a package "
             f"with an entry point in the {ENTRY_POINT_GROUP!r} group."
         )
-    return found[name].load()
+    return ep.load()  # type: ignore[no-any-return]
+
+
+def entry_point_name(plugin: object) -> str | None:
+    """The entry-point name of the installed package that `plugin`'s class comes from, if exactly one."""
+    module = getattr(plugin, "__name__", None) if isinstance(plugin, types.ModuleType) else type(plugin).__module__
+    package = (module or "").partition(".")[0]
+    try:
+        names = [ep.name for ep in available().values() if ep.module.partition(".")[0] == package]
+    except ImportError:
+        return None
+    return names[0] if len(names) == 1 else None
 
 
 def __getattr__(name: str) -> Callable[..., Any]:
@@ -44,23 +78,16 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *available()])
 
 
-def manager(plugins: Sequence[object]) -> pluggy.PluginManager:
-    """A plugin manager whose hooks call `plugins` in the given order.
-
-    pluggy calls implementations last-registered first, so they are registered in reverse.
-    """
-    pm = pluggy.PluginManager(hooks.PROJECT)
-    pm.add_hookspecs(hooks)
-    for plugin in reversed(plugins):
-        pm.register(plugin)
-    return pm
+_HELPERS = frozenset({"available", "load"})
 
 
-def fold(hook: pluggy.HookCaller, value: Any, field: str, **kwargs: Any) -> Any:
-    """Call each implementation of `hook` in plugin order, passing the previous result as `field`."""
-    for impl in reversed(hook.get_hookimpls()):
-        args = {field: value, **kwargs}
-        result = impl.function(*(args[name] for name in impl.argnames))
-        if result is not None:
-            value = result
-    return value
+class _PluginsModule(types.ModuleType):
+    """This module, with installed plugins resolved before the helpers of the same name."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _HELPERS and any(_normal(ep.name) == name for ep in entry_points(group=ENTRY_POINT_GROUP)):
+            return load(name)
+        return super().__getattribute__(name)
+
+
+sys.modules[__name__].__class__ = _PluginsModule

@@ -15,13 +15,14 @@ from concurrent.futures import Future
 from contextlib import ExitStack
 from typing import Any, TypeVar
 
-from skyward import plugins as plugin_registry
+from skyward import plugin_host
 from skyward.blobs import BlobIndex
 from skyward.code_shipping import ship_local_modules_by_value
 from skyward.errors import NoActivePool, ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import shared_loop
 from skyward.payload import EncodedTask, encode_task
+from skyward.pool_handle import PoolHandle
 from skyward.preload import ImportedOnLoad, loaded
 from skyward.providers.base import Deployment, NodeInfo, Provider, StartedNode
 from skyward.providers.local import Local
@@ -125,8 +126,7 @@ class ComputePool:
         self.worker = worker or Worker()
         self.image = image or Image()
         self.plugins = tuple(plugins)
-        for plugin in self.plugins:
-            _check_plugin(plugin)
+        plugin_host.manager(self.plugins)  # refuses a malformed plugin now, naming it and the hook
         self.retries = retries
         self.max_task_crashes = max_task_crashes
         self.restart_nodes = bool(restart_nodes)
@@ -162,17 +162,14 @@ class ComputePool:
         self._exit_stack = stack
         try:
             stack.callback(self._teardown)
-            pm = plugin_registry.manager(self.plugins)
-            self.image = plugin_registry.fold(pm.hook.image_transform, self.image, "image", cluster=self.cluster)
-            if not isinstance(self.image, Image):
-                raise TypeError(f"an image_transform hook returned {type(self.image).__name__}, not sky.Image")
+            pm = plugin_host.manager(self.plugins)
+            self.image = plugin_host.fold_image(pm, self.image, self.cluster)
             self._deployment = self.provider.launch(self.cluster, self.image, self._secret, self.lease)
             self._connect()
             self._activate()
             stack.callback(self._deactivate)
-            for manager in pm.hook.around_client(pool=self, cluster=self.cluster):
-                if manager is not None:
-                    stack.enter_context(manager)
+            for manager in plugin_host.around_client(pm, pool=PoolHandle(self), cluster=self.cluster):
+                stack.enter_context(manager)
         except BaseException:
             self._exit_stack = None
             stack.close()
@@ -363,9 +360,3 @@ class ComputePool:
 #: The same class under the name of the older docs: one entry path, whichever name is written.
 Compute = ComputePool
 
-
-def _check_plugin(plugin: object) -> None:
-    hooks = [name for name in ("image_transform", "around_client") if hasattr(plugin, name)]
-    if not hooks:
-        hint = " (a factory? call it: sky.plugins.<name>())" if callable(plugin) else ""
-        raise TypeError(f"{plugin!r} is not a skyward plugin: it implements no skyward hook{hint}")

@@ -71,12 +71,14 @@ def warm_up(pool: ComputePool) -> None:
     pool.preload("skyward_joblib")
 
 
-def plugin(version: str | None = None) -> JoblibPlugin:
-    """``sky.plugins.joblib(version=None)``: the entry point of the ``skyward.plugins`` group.
+def plugin(version: str | None = None, *, task_timeout: float | None = None) -> JoblibPlugin:
+    """``sky.plugins.joblib(version=None, task_timeout=None)``: the entry point of the ``skyward.plugins`` group.
+
+    Takes every option of `JoblibPlugin` and forwards it.
 
     Example::
 
         with sky.ComputePool(nodes=4, worker=sky.Worker(concurrency=8), plugins=[sky.plugins.joblib()]):
             Parallel(n_jobs=-1)(delayed(f)(x) for x in data)      # 32 slots
     """
-    return JoblibPlugin(version)
+    return JoblibPlugin(version, task_timeout=task_timeout)

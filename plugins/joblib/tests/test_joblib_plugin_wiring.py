@@ -66,7 +66,8 @@ def test_each_block_binds_the_backend_to_its_own_pool() -> None:
         # the inner pool is gone; the outer block's backend and factory are back, not "the last pool"
         assert BACKENDS["skyward"] is outer_factory
         backend = joblib.parallel.get_active_backend()[0]
-        assert isinstance(backend, SkywardBackend) and backend.pool is outer
+        # plugins get a narrow handle of the pool (PoolHandle), so compare by pool id
+        assert isinstance(backend, SkywardBackend) and backend.pool.pool_id == outer.pool_id
         assert {pid for _, pid in Parallel(n_jobs=-1)(delayed(where)(i) for i in range(4))} == outer_pids
 
 

@@ -51,12 +51,14 @@ def warm_up(pool: ComputePool) -> None:
     pool.preload("sklearn.model_selection._validation")
 
 
-def plugin(version: str | None = None) -> SklearnPlugin:
-    """``sky.plugins.sklearn(version=None)``: the entry point of the ``skyward.plugins`` group.
+def plugin(version: str | None = None, *, task_timeout: float | None = None) -> SklearnPlugin:
+    """``sky.plugins.sklearn(version=None, task_timeout=None)``: the entry point of the ``skyward.plugins`` group.
+
+    Takes every option of `SklearnPlugin` and forwards it.
 
     Example::
 
         with sky.ComputePool(nodes=4, worker=sky.Worker(concurrency=4), plugins=[sky.plugins.sklearn()]):
             cross_val_score(RandomForestClassifier(), X, y, cv=10, n_jobs=-1)
     """
-    return SklearnPlugin(version)
+    return SklearnPlugin(version, task_timeout=task_timeout)

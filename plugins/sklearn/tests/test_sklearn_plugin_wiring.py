@@ -42,7 +42,7 @@ def test_scikit_learn_pool_pins_and_distributes(tmp_path: Path) -> None:
         assert f"scikit-learn=={sklearn.__version__}" in pool.image.pip
         assert f"joblib=={joblib.__version__}" in pool.image.pip
         backend, _ = joblib.parallel.get_active_backend()
-        assert isinstance(backend, SkywardBackend) and backend.pool is pool
+        assert isinstance(backend, SkywardBackend) and backend.pool.pool_id == pool.pool_id  # a PoolHandle
         search = GridSearchCV(SVC(), {"C": [0.5, 1.0, 2.0]}, cv=4, scoring=scorer, n_jobs=-1).fit(X, y)
         assert search.best_params_ == GridSearchCV(SVC(), {"C": [0.5, 1.0, 2.0]}, cv=4).fit(X, y).best_params_
         assert scorer.pids() == {node.pid for node in pool.nodes}
