@@ -121,8 +121,9 @@ def fold_image(pm: pluggy.PluginManager, image: Any, cluster: Any) -> Any:
 
 
 def _in_order(pm: pluggy.PluginManager, name: str) -> list[object]:
-    """The plugins implementing hook `name`, in plugin order (pluggy lists them last-registered first)."""
-    return list(dict.fromkeys(impl.plugin for impl in reversed(getattr(pm.hook, name).get_hookimpls())))
+    """The plugins implementing hook `name`, in plugin order (they were registered in reverse)."""
+    implementers = {id(impl.plugin) for impl in getattr(pm.hook, name).get_hookimpls()}
+    return [plugin for _, plugin in reversed(pm.list_name_plugin()) if id(plugin) in implementers]
 
 
 def _step(pm: pluggy.PluginManager, name: str, plugin: object, order: list[object]) -> pluggy.HookCaller:
