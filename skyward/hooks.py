@@ -11,6 +11,7 @@ package with an entry point in the ``skyward.plugins`` group, so users write ``s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ import pluggy
 if TYPE_CHECKING:
     from skyward.image import Image
     from skyward.pool_handle import PoolHandle
+    from skyward.providers.base import Provider
     from skyward.spec import ClusterSpec
 
 PROJECT = "skyward"
@@ -62,4 +64,21 @@ def around_client(pool: PoolHandle, cluster: ClusterSpec) -> AbstractContextMana
         @hookimpl
         def around_client(self, pool, cluster):
             return joblib.parallel_config(backend="skyward")
+    """
+
+
+@hookspec
+def task_preparer(provider: Provider, cluster: ClusterSpec) -> Callable[[], None] | None:
+    """Return a function the pool calls on the client before it pickles each task, or ``None``.
+
+    Called once per pool, at entry, before ``around_client``; the functions returned run in plugin order before
+    every task (keep them cheap: they are on every task's path). skyward's own code shipping is such a plugin
+    (`skyward.default_plugins.code_shipping`): it registers the user's newly imported modules to be pickled by
+    value for nodes that do not share this machine's files.
+
+    Example::
+
+        @hookimpl
+        def task_preparer(self, provider, cluster):
+            return my_registry.freeze
     """

@@ -9,13 +9,14 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pluggy
 
 from skyward import hooks
+from skyward.default_plugins import DEFAULT_PLUGINS
 from skyward.errors import SkywardError
 
 logger = logging.getLogger("skyward.plugins")
@@ -67,7 +68,7 @@ def check_plugin(plugin: object) -> None:
         raise PluginError(f"{plugin!r} is not a skyward plugin: it implements no skyward hook{hint}")
 
 
-def manager(plugins: Sequence[object], defaults: Sequence[tuple[str, object]] = ()) -> pluggy.PluginManager:
+def manager(plugins: Sequence[object], defaults: Sequence[tuple[str, object]] = DEFAULT_PLUGINS) -> pluggy.PluginManager:
     """A plugin manager whose hooks call `defaults` then `plugins`, in that order, each under a readable name.
 
     pluggy calls implementations last-registered first, so they are registered in reverse. Unknown hooks
@@ -129,6 +130,12 @@ def _in_order(pm: pluggy.PluginManager, name: str) -> list[object]:
 def _step(pm: pluggy.PluginManager, name: str, plugin: object, order: list[object]) -> pluggy.HookCaller:
     """The hook `name` restricted to `plugin`: one traced pluggy call that its own wrappers wrap."""
     return pm.subset_hook_caller(name, [p for p in order if p is not plugin])
+
+
+def task_preparers(pm: pluggy.PluginManager, **kwargs: Any) -> list[Callable[[], None]]:
+    """The functions the ``task_preparer`` hooks returned, in plugin order (skyward's default plugins first)."""
+    order = _in_order(pm, "task_preparer")
+    return [fn for plugin in order for fn in _step(pm, "task_preparer", plugin, order)(**kwargs) if fn is not None]
 
 
 def around_client(pm: pluggy.PluginManager, **kwargs: Any) -> Iterator[AbstractContextManager[object]]:

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 from skyward import plugin_host
 from skyward.blobs import BlobIndex
-from skyward.code_shipping import ship_local_modules_by_value
 from skyward.errors import NoActivePool, ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import shared_loop
@@ -152,6 +151,7 @@ class ComputePool:
         self._heartbeat: Future[None] | None = None
         self._recovery: NodeRecovery | None = None
         self._blob_index = BlobIndex()
+        self._task_preparers: list[Callable[[], None]] = []
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -164,6 +164,7 @@ class ComputePool:
             stack.callback(self._teardown)
             pm = plugin_host.manager(self.plugins)
             self.image = plugin_host.fold_image(pm, self.image, self.cluster)
+            self._task_preparers = plugin_host.task_preparers(pm, provider=self.provider, cluster=self.cluster)
             self._deployment = self.provider.launch(self.cluster, self.image, self._secret, self.lease)
             self._connect()
             self._activate()
@@ -307,8 +308,8 @@ class ComputePool:
         return [scheduler.submit(encoded, pinned_node=node.index) for node in scheduler.nodes if node.alive]
 
     def _encode(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> EncodedTask:
-        if not getattr(self.provider, "shares_client_files", False):
-            ship_local_modules_by_value()
+        for prepare in self._task_preparers:  # skyward's code shipping (a default plugin) among them
+            prepare()
         return encode_task(fn, args, kwargs, self._blob_index)
 
     def cancel_all(self) -> int:

@@ -134,7 +134,7 @@ def test_plugins_are_named_by_entry_point_or_class() -> None:
     assert plugin_host.plugin_label(sky.plugins.joblib()) == "joblib"
     assert plugin_host.plugin_label(Env("A", "1")) == "Env"
     pm = plugin_host.manager([Env("A", "1"), Env("B", "2"), sky.plugins.joblib()])
-    assert {pm.get_name(p) for p in pm.get_plugins()} == {"Env#1", "Env#2", "joblib"}
+    assert {pm.get_name(p) for p in pm.get_plugins()} == {"Env#1", "Env#2", "joblib", "skyward.code_shipping"}
 
 
 class FailsOnExit:
@@ -183,3 +183,28 @@ def test_around_client_gets_a_narrow_handle_that_runs_work_on_the_nodes() -> Non
 def test_factories_forward_their_options() -> None:
     assert sky.plugins.joblib(task_timeout=5).task_timeout == 5
     assert sky.plugins.sklearn(task_timeout=7).joblib.task_timeout == 7
+
+
+def test_code_shipping_is_a_default_plugin_on_every_pool() -> None:
+    from skyward.code_shipping import ship_local_modules_by_value
+    from skyward.default_plugins import CodeShipping
+
+    pm = plugin_host.manager([])
+    assert isinstance(pm.get_plugin("skyward.code_shipping"), CodeShipping)
+    remote = type("Remote", (), {"shares_client_files": False})()
+    assert plugin_host.task_preparers(pm, provider=remote, cluster=None) == [ship_local_modules_by_value]
+    assert plugin_host.task_preparers(pm, provider=sky.Local(), cluster=None) == []
+
+
+def test_a_plugins_task_preparer_runs_before_each_task_is_pickled() -> None:
+    calls: list[int] = []
+
+    class Counting:
+        @sky.hookimpl
+        def task_preparer(self, provider: object, cluster: sky.ClusterSpec) -> object:
+            return lambda: calls.append(1)
+
+    with plugin_pool(Counting()) as pool:
+        before = len(calls)
+        assert [pool.submit(os.getpid).result() for _ in range(3)][0] != os.getpid()
+    assert len(calls) - before == 3
