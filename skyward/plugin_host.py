@@ -68,7 +68,9 @@ def check_plugin(plugin: object) -> None:
         raise PluginError(f"{plugin!r} is not a skyward plugin: it implements no skyward hook{hint}")
 
 
-def manager(plugins: Sequence[object], defaults: Sequence[tuple[str, object]] = DEFAULT_PLUGINS) -> pluggy.PluginManager:
+def manager(
+    plugins: Sequence[object], defaults: Sequence[tuple[str, object]] = DEFAULT_PLUGINS
+) -> pluggy.PluginManager:
     """A plugin manager whose hooks call `defaults` then `plugins`, in that order, each under a readable name.
 
     pluggy calls implementations last-registered first, so they are registered in reverse. Unknown hooks
@@ -135,7 +137,9 @@ def _step(pm: pluggy.PluginManager, name: str, plugin: object, order: list[objec
 def task_preparers(pm: pluggy.PluginManager, **kwargs: Any) -> list[Callable[[], None]]:
     """The functions the ``task_preparer`` hooks returned, in plugin order (skyward's default plugins first)."""
     order = _in_order(pm, "task_preparer")
-    return [fn for plugin in order for fn in _step(pm, "task_preparer", plugin, order)(**kwargs) if fn is not None]
+    return [
+        fn for plugin in order for fn in _step(pm, "task_preparer", plugin, order)(**kwargs) if fn is not None
+    ]
 
 
 def around_client(pm: pluggy.PluginManager, **kwargs: Any) -> Iterator[AbstractContextManager[object]]:

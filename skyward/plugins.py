@@ -59,7 +59,9 @@ def load(name: str) -> Callable[..., Any]:
 
 def entry_point_name(plugin: object) -> str | None:
     """The entry-point name of the installed package that `plugin`'s class comes from, if exactly one."""
-    module = getattr(plugin, "__name__", None) if isinstance(plugin, types.ModuleType) else type(plugin).__module__
+    module = (
+        getattr(plugin, "__name__", None) if isinstance(plugin, types.ModuleType) else type(plugin).__module__
+    )
     package = (module or "").partition(".")[0]
     try:
         names = [ep.name for ep in available().values() if ep.module.partition(".")[0] == package]

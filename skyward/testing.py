@@ -21,7 +21,9 @@ from skyward.spec import Worker
 
 
 @contextmanager
-def plugin_pool(*plugins: object, nodes: int = 1, concurrency: int = 1, **options: Any) -> Iterator[ComputePool]:
+def plugin_pool(
+    *plugins: object, nodes: int = 1, concurrency: int = 1, **options: Any
+) -> Iterator[ComputePool]:
     """A `ComputePool` of `nodes` local worker processes with `plugins` (in this order), for the ``with`` block.
 
     The plugins' hooks run exactly as in a user's pool: ``image_transform`` builds ``pool.image``, the nodes are

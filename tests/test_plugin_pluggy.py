@@ -80,7 +80,8 @@ class Misspelt:
 
 def test_an_unknown_hook_is_refused_naming_plugin_and_hook() -> None:
     with pytest.raises(
-        TypeError, match=r"plugin 'Misspelt' implements unknown hook 'image_transfrom' \(did you mean 'image_transform'"
+        TypeError,
+        match=r"plugin 'Misspelt' implements unknown hook 'image_transfrom' \(did you mean 'image_transform'",
     ):
         sky.ComputePool(plugins=[Misspelt()])
 
@@ -115,9 +116,11 @@ def test_a_non_image_result_is_refused_naming_that_plugin_not_the_next() -> None
         def image_transform(self, image: sky.Image, cluster: sky.ClusterSpec) -> object:
             return {"env": {}}
 
-    with pytest.raises(TypeError, match=r"plugin 'Broken': image_transform returned dict"):
-        with sky.ComputePool(plugins=[Broken(), Env("AFTER", "x")]):
-            pass
+    with (
+        pytest.raises(TypeError, match=r"plugin 'Broken': image_transform returned dict"),
+        sky.ComputePool(plugins=[Broken(), Env("AFTER", "x")]),
+    ):
+        pass
 
 
 def test_none_means_unchanged() -> None:
@@ -156,11 +159,12 @@ class FailsOnExit:
 
 
 def test_a_failing_plugin_exit_does_not_hide_the_blocks_exception(caplog: pytest.LogCaptureFixture) -> None:
-    with pytest.raises(ValueError, match="the user's error") as caught:
-        with plugin_pool(FailsOnExit()):
-            raise ValueError("the user's error")
+    with pytest.raises(ValueError, match="the user's error") as caught, plugin_pool(FailsOnExit()):
+        raise ValueError("the user's error")
     notes = getattr(caught.value, "__notes__", [])
-    assert any("'FailsOnExit' also failed on exit" in note and "plugin cleanup failed" in note for note in notes)
+    assert any(
+        "'FailsOnExit' also failed on exit" in note and "plugin cleanup failed" in note for note in notes
+    )
     assert "plugin cleanup failed" in caplog.text
 
 
@@ -206,5 +210,6 @@ def test_a_plugins_task_preparer_runs_before_each_task_is_pickled() -> None:
 
     with plugin_pool(Counting()) as pool:
         before = len(calls)
-        assert [pool.submit(os.getpid).result() for _ in range(3)][0] != os.getpid()
+        pids = [pool.submit(os.getpid).result() for _ in range(3)]
+        assert os.getpid() not in pids
     assert len(calls) - before == 3

@@ -73,7 +73,9 @@ def test_one_name_from_two_distributions_is_refused_naming_both(install: Install
 
 def test_errors_name_an_entry_point_plugin_by_its_entry_point_name(install: Install) -> None:
     install("skyward-badimage", "badimage", "skyward_badimage")
-    with pytest.raises(TypeError, match=r"plugin 'badimage': image_transform returned dict"):
-        with sky.ComputePool(plugins=[sky.plugins.badimage()]):
-            pass
+    with (
+        pytest.raises(TypeError, match=r"plugin 'badimage': image_transform returned dict"),
+        sky.ComputePool(plugins=[sky.plugins.badimage()]),
+    ):
+        pass
     assert plugin_host.plugin_label(sky.plugins.badimage()) == "badimage"
