@@ -1,9 +1,9 @@
 """The node agent's launch configuration: one dataclass and its codec, shared by every provider and the agent.
 
 A provider starts ``python -m skyward.worker`` and writes `AgentConfig.encode` as the first line of its stdin;
-the agent reads it back with `AgentConfig.decode`. The line carries this node's own TLS certificate and key and
-the client CA's certificate (`skyward.credentials.node_material`), never the pool's secret; it travels on
-stdin, never on a command line (where ``ps`` shows it) nor in a file.
+the agent reads it back with `AgentConfig.decode`. The line carries this node's own TLS certificate and
+key and the client CA's certificate (`skyward.credentials.node_material`), never the pool's secret; it
+travels on stdin, never on a command line (where ``ps`` shows it) nor in a file.
 """
 
 from __future__ import annotations
@@ -49,14 +49,15 @@ class AgentConfig:
 
     @classmethod
     def for_node(cls, secret: bytes, node: str, **fields: Any) -> AgentConfig:
-        """The configuration of node `node` of the pool whose secret is `secret` (its TLS material derived here)."""
+        """The configuration of node `node` of the pool whose secret is `secret` (TLS material derived here)."""
         return cls(node=node, tls=node_material(secret, node), **fields)
 
     def encode(self) -> str:
         """The JSON line (newline included) to write to the agent's stdin."""
         fields = asdict(self)
         tls = fields.pop("tls")
-        line = {"version": VERSION, "tls_cert": tls["cert"], "tls_key": tls["key"], "tls_ca": tls["ca"], **fields}
+        line = {"version": VERSION, "tls_cert": tls["cert"], "tls_key": tls["key"], "tls_ca": tls["ca"]}
+        line.update(fields)
         return json.dumps(line) + "\n"
 
     @classmethod

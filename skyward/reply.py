@@ -95,7 +95,7 @@ Reply = Ok | Error | Cancelled | MissingBlobs | Crashed
 
 
 def decode(data: bytes | bytearray | memoryview, digest_size: int = DIGEST_SIZE) -> Reply:
-    """Classify a reply's bytes. Raises `wire.WireError` for an empty reply, an unknown status or a bad frame."""
+    """Classify a reply's bytes. Raises `wire.WireError` for an empty reply, an unknown status, a bad body."""
     if not data:
         raise wire.WireError("empty reply")
     status, body = data[0], memoryview(data)[1:]
@@ -121,7 +121,7 @@ def decode(data: bytes | bytearray | memoryview, digest_size: int = DIGEST_SIZE)
 
 
 def result(data: bytes, where: str) -> Any:
-    """The value of an `Ok` reply's bytes, or raise the remote exception of an `Error` one (others: `WireError`)."""
+    """The value of an `Ok` reply's bytes; raises an `Error` one's remote exception, `WireError` for others."""
     reply = decode(data)
     if isinstance(reply, Ok):
         return reply.value()
@@ -130,11 +130,11 @@ def result(data: bytes, where: str) -> Any:
     raise wire.WireError(f"a {type(reply).__name__} reply has no value")
 
 
-# --- encoders (on the node) ----------------------------------------------------------------------------------
+# --- encoders (on the node) -------------------------------------------------------------------------
 
 
 def ok(value: object, task_id: str) -> bytes:
-    """A success reply; a value that cannot be pickled, or too large a one, becomes an error reply naming the task."""
+    """A success reply; a value that cannot be pickled, or is too large, becomes an error reply naming the task."""
     try:
         body = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
@@ -144,15 +144,16 @@ def ok(value: object, task_id: str) -> bytes:
         ))  # fmt: skip
     if len(body) > wire.MAX_DECOMPRESSED_BYTES:  # the client would refuse it: say why here
         return error(ValueError(
-            f"the result of task {task_id} ({type(value).__name__}) is {len(body) / 2**20:.0f} MiB pickled; a "
-            f"reply carries at most {wire.MAX_DECOMPRESSED_BYTES / 2**20:.0f} MiB: return a smaller value, or "
+            f"the result of task {task_id} ({type(value).__name__}) is {len(body) / 2**20:.0f} MiB "
+            f"pickled; a reply carries at most {wire.MAX_DECOMPRESSED_BYTES / 2**20:.0f} MiB: return a "
+            "smaller value, or "
             "write it to storage the client can read"
         ))  # fmt: skip
     return bytes([STATUS_OK]) + wire.frame(body)
 
 
 def error(exc: BaseException) -> bytes:
-    """An error reply. The exception travels pickled when it can; its type name, text and traceback always do."""
+    """An error reply: the exception pickled when it can be; its type name, text and traceback always."""
     tb_text = "".join(traceback.format_exception(exc))
     try:
         pickled: bytes | None = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
