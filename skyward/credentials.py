@@ -21,7 +21,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -85,19 +84,3 @@ class KeyFiles:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-
-def agent_config(secret: bytes, node_name: str) -> dict[str, str]:
-    """The fields of the agent's stdin configuration that carry its credentials (see `skyward.worker.__main__`)."""
-    material = node_material(secret, node_name)
-    return {"tls_cert": material.cert, "tls_key": material.key, "tls_ca": material.ca}
-
-
-def from_agent_config(config: dict[str, Any]) -> TLSMaterial:
-    """Inverse of `agent_config`, on the node."""
-    try:
-        return TLSMaterial(str(config["tls_cert"]), str(config["tls_key"]), str(config["tls_ca"]))
-    except KeyError as exc:
-        raise ValueError(
-            f"the agent configuration lacks {exc.args[0]!r}: client and node versions differ"
-        ) from exc

@@ -35,7 +35,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
-from skyward import wire
+from skyward import reply as replies
 from skyward.blobs import BlobIndex
 from skyward.errors import NodeLost, SkywardError, WorkerCrashed, describe_exit
 from skyward.ioloop import EventLoopThread
@@ -325,15 +325,15 @@ class Scheduler:
     async def _run(self, task: Task, epoch: int) -> None:
         node = self.nodes[task.node]  # type: ignore[index]
         generation = node.generation
-        outcome: bytes | BaseException | None
+        outcome: replies.Reply | BaseException | None
         try:
             outcome = await self._run_with_blobs(node, task)
         except LinkError as exc:
             self.node_down(node.index, str(exc), generation)
             return
-        except BaseException as exc:  # noqa: BLE001 - delivered to the caller's future
+        except BaseException as exc:  # noqa: BLE001 - delivered to the caller's future (a bad reply included)
             outcome = exc
-        crash = wire.crash_of(outcome) if isinstance(outcome, bytes) else None
+        crash = outcome if isinstance(outcome, replies.Crashed) else None
         stolen = False
         with self._lock:
             if node.generation != generation or task.epoch != epoch or node.running.get(task.id) is not task:
@@ -343,32 +343,31 @@ class Scheduler:
                 task.stealing = False
                 self._steals_pending -= 1
                 # Withdrawn before it started: run it elsewhere (unless the user cancelled it meanwhile).
-                stolen = isinstance(outcome, bytes) and wire.is_cancelled(outcome) and not task.future.done()
+                stolen = isinstance(outcome, replies.Cancelled) and not task.future.done()
                 if stolen:
                     self._queue.appendleft(task)
             if crash is not None:  # its process slot died under it; the agent lives on
-                outcome = self._charge_crash_locked(task, node, *crash)
+                outcome = self._charge_crash_locked(task, node, crash.exit_code, crash.signal, crash.output)
                 if outcome is None:
                     self._requeue_locked(task, node)
-            elif isinstance(outcome, bytes) and not stolen:
+            elif not isinstance(outcome, BaseException) and not stolen:
                 node.idle_crashes = 0
             to_send = self._assign_locked()
         self._send(to_send)
         if outcome is not None and not stolen:
             self._completions.put((task, node.name, outcome))
 
-    async def _run_with_blobs(self, node: NodeSlots, task: Task) -> bytes:
+    async def _run_with_blobs(self, node: NodeSlots, task: Task) -> replies.Reply:
         digests = tuple(task.blobs)
         link = node.link
         for _ in range(3):  # a node may evict a blob between our upload and the task: upload again
             await self._upload_blobs(node, task)
             self.stats.tasks_sent += 1
             self.stats.task_bytes += len(task.payload)
-            reply = await link.run(task.id, task.payload, digests)
-            missing = wire.missing_blobs(reply)
-            if missing is None:
+            reply = replies.decode(await link.run(task.id, task.payload, digests))
+            if not isinstance(reply, replies.MissingBlobs):
                 return reply
-            node.blobs.difference_update(missing)
+            node.blobs.difference_update(reply.digests)
         raise NodeLost(f"node {node.name} keeps evicting the arguments of task {task.id}: its blob cache is too small")
 
     async def _upload_blobs(self, node: NodeSlots, task: Task) -> None:
@@ -555,11 +554,13 @@ class Scheduler:
             try:
                 if isinstance(outcome, BaseException):
                     task.future.set_exception(outcome)
-                elif wire.is_cancelled(outcome):
+                elif isinstance(outcome, replies.Cancelled):
                     task.future.cancel()
                 else:
-                    try:
-                        value = wire.decode_reply(outcome, where)
+                    try:  # unpickled here, off the I/O loop
+                        if isinstance(outcome, replies.Error):
+                            raise outcome.exception(where)
+                        value = outcome.value()
                     except BaseException as exc:  # noqa: BLE001
                         task.future.set_exception(exc)
                     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import skyward as sky
-from skyward import wire
+from skyward import reply as replies
 from skyward.ioloop import shared_loop
 from skyward.payload import encode_task
 from skyward.transport import LinkError, NodeLink
@@ -59,7 +59,7 @@ def test_a_peer_without_the_pools_certificate_cannot_connect(node, tmp_path: Pat
     assert not marker.exists()
     # The same payload from the pool's client is unpickled: the test above could fail.
     owner = _link(started, pool._secret)
-    wire.decode_reply(_ask(owner.run("owner-1", payload)), "node")
+    replies.result(_ask(owner.run("owner-1", payload)), "node")
     assert marker.is_dir()
     _ask(owner.close())
 
@@ -73,7 +73,7 @@ def test_garbage_payloads_get_an_error_reply_and_the_node_keeps_serving(node, ga
     link = _link(started, pool._secret)
     reply = _ask(link.run("garbage", garbage))
     with pytest.raises(Exception) as caught:
-        wire.decode_reply(reply, "node")
+        replies.result(reply, "node")
     assert not isinstance(caught.value, sky.NodeLost)
 
     @sky.compute
@@ -89,9 +89,9 @@ def test_a_task_id_seen_twice_runs_once(node, tmp_path: Path) -> None:  # type: 
     link = _link(started, pool._secret)
     count_file = str(tmp_path / "count")
     payload = encode_task(counter, (count_file,), {}).payload
-    first = wire.decode_reply(_ask(link.run("same-id", payload)), "node")
-    second = wire.decode_reply(_ask(link.run("same-id", payload)), "node")
+    first = replies.result(_ask(link.run("same-id", payload)), "node")
+    second = replies.result(_ask(link.run("same-id", payload)), "node")
     assert first == second == 1
     assert os.path.getsize(count_file) == 1
-    assert wire.decode_reply(_ask(link.run("other-id", payload)), "node") == 2
+    assert replies.result(_ask(link.run("other-id", payload)), "node") == 2
     _ask(link.close())

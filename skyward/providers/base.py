@@ -108,8 +108,8 @@ class Provider(Protocol):
     def launch(self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> Deployment:
         """Start `cluster.nodes` agents with `image`, handing each its own credentials made from the pool's `secret`.
 
-        `skyward.credentials.agent_config(secret, node_name)` gives the fields for the agent's configuration line on
-        stdin (never on a command line); the secret itself stays on the client.
+        `skyward.agent_config.AgentConfig.for_node(secret, node_name, ...).encode()` is the agent's configuration
+        line on stdin (never on a command line); the secret itself stays on the client.
 
         Raises `skyward.errors.ProvisionError` with a clear message when it cannot; whatever it had started by
         then is stopped first.

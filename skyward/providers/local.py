@@ -22,7 +22,7 @@ from typing import IO
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from skyward.credentials import agent_config
+from skyward.agent_config import AgentConfig
 from skyward.errors import ProvisionError
 from skyward.image import Image
 from skyward.providers.base import OUTPUT_TAIL_LINES, NodeInfo, StartedNode, WorkerExit
@@ -157,16 +157,16 @@ class LocalDeployment:
         if closed:  # closed while a restart was starting it
             self._stop(process)
             raise ProvisionError(f"local node {name} was not started: its pool is closing")
-        config = {
-            **agent_config(secret, name),  # this node's TLS key and certificate; not the secret
-            "node": name,
-            "concurrency": cluster.worker.concurrency,
-            "executor": cluster.worker.executor,
-            "lease": lease,
-            "nodes_on_machine": cluster.nodes,  # they share this machine's CPUs
-        }
+        config = AgentConfig.for_node(  # this node's TLS key and certificate; not the secret
+            secret,
+            name,
+            concurrency=cluster.worker.concurrency,
+            executor=cluster.worker.executor,
+            lease=lease,
+            nodes_on_machine=cluster.nodes,  # they share this machine's CPUs
+        )
         assert popen.stdin is not None and popen.stdout is not None
-        popen.stdin.write((json.dumps(config) + "\n").encode())
+        popen.stdin.write(config.encode().encode())
         popen.stdin.flush()  # stdin stays open: its EOF tells the agent that the client is gone
         threading.Thread(
             target=self._pump, args=(name, process, popen.stdout), daemon=True, name=f"{name}-output"

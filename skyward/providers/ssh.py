@@ -26,13 +26,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
+from skyward.agent_config import AgentConfig
 from skyward.bootstrap.facts import NodeFacts
 from skyward.bootstrap.plan import InstallPlan, make_plan
 from skyward.bootstrap.progress import BootstrapEvent, Phase, ProgressCallback, print_event
 from skyward.bootstrap.remote import BootstrapSettings, NodeBootstrap, probe, remote_path
 from skyward.bootstrap.requirements import project_distributions
 from skyward.bootstrap.wheels import Wheel, offline_wheelhouse, wheel_of_installed
-from skyward.credentials import agent_config
 from skyward.errors import ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import EventLoopThread, shared_loop
@@ -317,16 +317,16 @@ class SSHDeployment:
             command, stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
         )
         node.process = process
-        config = {
-            **agent_config(secret, node.name),  # this node's TLS key and certificate; not the secret
-            "node": node.name,
-            "concurrency": cluster.worker.concurrency,
-            "executor": cluster.worker.executor,
-            "lease": lease,
-            "nodes_on_machine": self._nodes_per_machine[(node.target.host, node.target.port)],
-        }
+        config = AgentConfig.for_node(  # this node's TLS key and certificate; not the secret
+            secret,
+            node.name,
+            concurrency=cluster.worker.concurrency,
+            executor=cluster.worker.executor,
+            lease=lease,
+            nodes_on_machine=self._nodes_per_machine[(node.target.host, node.target.port)],
+        )
         environment = {**image.env, "PYTHONUNBUFFERED": "1"}
-        process.stdin.write(json.dumps(environment) + "\n" + json.dumps(config) + "\n")
+        process.stdin.write(json.dumps(environment) + "\n" + config.encode())
         # stdin stays open: its EOF (teardown, or the connection dropping) tells the worker its client is gone.
         ready: dict[str, int] | None = None
         timed_out = False

@@ -1,12 +1,9 @@
 """Entry point of the node agent: ``python -m skyward.worker``.
 
 Protocol with whoever started it (the Local provider, or an SSH session):
-- stdin, first line: a JSON object ``{"tls_cert": pem, "tls_key": pem, "tls_ca": pem, "node": name,
-  "concurrency": n, "executor": kind, "lease": seconds, "nodes_on_machine": n}`` (optional:
-  ``"reply_cache_bytes"``, ``"blob_cache_bytes"``). The TLS fields (`skyward.credentials.agent_config`) are this
-  node's own certificate and key and the certificate of the client CA: the pool's secret never reaches a node.
-  They travel on stdin, never on the command line (where ``ps`` shows it) nor in a file.
-  ``nodes_on_machine`` (nodes sharing this machine's CPUs) sizes native thread pools.
+- stdin, first line: the launch configuration, `skyward.agent_config.AgentConfig` as its ``encode`` writes it
+  (the node's name, slots, lease, and this node's own TLS certificate and key and the client CA's certificate:
+  the pool's secret never reaches a node).
 - stdout, once listening: ``SKYWARD-READY {"port": p, "pid": pid}``. Afterwards stdout carries what tasks print.
 - The agent exits when stdin closes (its client is gone) or when no message from its client arrived for
   ``lease`` seconds (the client hangs or the link is cut).
@@ -23,12 +20,15 @@ import time
 
 from skyward import transport
 from skyward.blobs import BlobStore
-from skyward.credentials import from_agent_config
+from skyward.agent_config import AgentConfig, AgentConfigError
 from skyward.worker import READY_PREFIX
 from skyward.worker.agent import REPLY_CACHE_BYTES, TaskRunner
 from skyward.worker.native_threads import limit_native_threads
 from skyward.worker.slots import make_slots
 from skyward.worker.thread_warnings import install as per_thread_warning_filters
+
+
+BLOB_CACHE_BYTES = 2 << 30  # the blob store's default size
 
 
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -45,14 +45,13 @@ async def _watch_lease(runner: TaskRunner, lease: float, stop: asyncio.Event) ->
             stop.set()
 
 
-async def _main(config: dict[str, object]) -> None:
-    tls = from_agent_config(config)
-    node = str(config["node"])
-    lease = float(config.get("lease", 60))  # type: ignore[arg-type]
+async def _main(config: AgentConfig) -> None:
+    node, lease = config.node, config.lease
     os.environ["SKYWARD_NODE"] = node
-    blobs = BlobStore(int(config.get("blob_cache_bytes", 2 << 30)))  # type: ignore[arg-type]
-    slots = make_slots(config.get("executor", "thread"), int(config.get("concurrency", 1)), blobs)  # type: ignore[arg-type]
-    runner = TaskRunner(slots, blobs, int(config.get("reply_cache_bytes", REPLY_CACHE_BYTES)))  # type: ignore[arg-type]
+    blobs = BlobStore(config.blob_cache_bytes if config.blob_cache_bytes is not None else BLOB_CACHE_BYTES)
+    slots = make_slots(config.executor, config.concurrency, blobs)
+    reply_cache = config.reply_cache_bytes if config.reply_cache_bytes is not None else REPLY_CACHE_BYTES
+    runner = TaskRunner(slots, blobs, reply_cache)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True, name="stdin-watch").start()
@@ -61,7 +60,7 @@ async def _main(config: dict[str, object]) -> None:
     def ready() -> None:
         print(READY_PREFIX + json.dumps({"port": port, "pid": os.getpid()}), flush=True)
 
-    server = asyncio.create_task(transport.serve(node, port, runner, ready, tls))
+    server = asyncio.create_task(transport.serve(node, port, runner, ready, config.tls))
     lease_task = asyncio.create_task(_watch_lease(runner, lease, stop))
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([server, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -75,10 +74,13 @@ def main() -> None:
     line = sys.stdin.readline()
     if not line:
         sys.exit("skyward worker: expected a JSON configuration line on stdin")
-    config = json.loads(line)
+    try:
+        config = AgentConfig.decode(line)
+    except AgentConfigError as exc:
+        sys.exit(f"skyward worker: {exc}")
     # Before any task imports numpy & co.: their thread pools are sized once, at import.
-    limit_native_threads(int(config.get("nodes_on_machine", 1)), int(config.get("concurrency", 1)))
-    if config.get("executor", "thread") == "thread":  # concurrent tasks' catch_warnings must not mix
+    limit_native_threads(config.nodes_on_machine, config.concurrency)
+    if config.executor == "thread":  # concurrent tasks' catch_warnings must not mix
         per_thread_warning_filters()
     try:
         asyncio.run(_main(config))

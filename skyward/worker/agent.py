@@ -12,11 +12,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from skyward import wire
+from skyward import reply as replies
 from skyward.blobs import BlobStore
 from skyward.worker.slots import Slots
 
-Reply = Callable[[bytes], None]
+Reply = Callable[[bytes], None]  # answers the client with a reply's bytes (`skyward.reply`)
 
 REPLY_CACHE_BYTES = 256 * 1024 * 1024
 # Ids of tasks whose reply was evicted: a few MB at most, and far more than a client ever sends again.
@@ -59,14 +59,14 @@ class TaskRunner:
             self._running[task_id][1].append(reply)
             return
         if task_id in self._evicted:
-            reply(wire.reply_error(RuntimeError(
+            reply(replies.error(RuntimeError(
                 f"task {task_id} already ran on this node and its reply was evicted from the node's reply cache "
                 f"({self._cache_bytes / 2**20:.0f} MiB of newer results since); it is not run twice"
             )))  # fmt: skip
             return
         missing = tuple(digest for digest in blobs if digest not in self._blobs)
         if missing:  # answered before anything runs; not cached: the task comes again with its blobs
-            reply(wire.reply_missing(missing))
+            reply(replies.missing(missing))
             return
         future = self._slots.submit(payload, task_id, blobs)
         self._running[task_id] = (future, [reply])
@@ -75,17 +75,16 @@ class TaskRunner:
 
     def _finish(self, task_id: str, future: Future[bytes]) -> None:
         if future.cancelled():
-            result = wire.reply_cancelled()
+            result = replies.cancelled()
         elif (exc := future.exception()) is not None:  # the slot itself broke (e.g. a process slot died)
-            result = wire.reply_error(exc)
+            result = replies.error(exc)
         else:
             result = future.result()
-        _, replies = self._running.pop(task_id)
+        _, waiting = self._running.pop(task_id)
         # Only outcomes are remembered: a task withdrawn, lacking blobs or whose process died may come again.
-        outcome = wire.missing_blobs(result) is None and wire.crash_of(result) is None
-        if outcome and not wire.is_cancelled(result):
+        if isinstance(replies.decode(result), replies.Ok | replies.Error):
             self._remember(task_id, result)
-        for reply in replies:
+        for reply in waiting:
             reply(result)
 
     def _remember(self, task_id: str, result: bytes) -> None:

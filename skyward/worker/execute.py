@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from skyward import wire
+from skyward import reply
 from skyward.blobs import BlobMissing
 from skyward.payload import decode_task
 
@@ -26,14 +26,14 @@ def execute(payload: bytes, task_id: str, resolve: Callable[[bytes], object]) ->
         with _DECODING:
             task = decode_task(payload, resolve)
     except BlobMissing as missing:  # evicted since the agent checked: the client uploads it again
-        return wire.reply_missing((missing.digest,))
+        return reply.missing((missing.digest,))
     except BaseException as exc:  # malformed or hostile bytes, or a module the node lacks
-        return wire.reply_error(exc)
+        return reply.error(exc)
     try:
         value = task.fn(*task.args, **task.kwargs)
     except BaseException as exc:  # SystemExit from user code must not take the slot down either
         # The first frame is this function: the user's traceback starts below it.
         if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
             exc = exc.with_traceback(exc.__traceback__.tb_next)
-        return wire.reply_error(exc)
-    return wire.reply_ok(value, task_id)
+        return reply.error(exc)
+    return reply.ok(value, task_id)

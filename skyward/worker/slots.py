@@ -5,7 +5,7 @@ Both kinds answer the same calls: `submit(payload, task_id, blobs) -> Future[byt
 A task not started yet is always cancellable. A running task can be stopped only in a process slot: the
 process is killed and a fresh one takes its place (a thread cannot be stopped from outside).
 A process slot whose process dies under a task (``os._exit``, a segfault, the OOM killer) is replaced the same
-way, and the task's reply says so (`wire.reply_crashed`: exit code or signal, and the last lines the process
+way, and the task's reply says so (`reply.crashed`: exit code or signal, and the last lines the process
 wrote, which the agent reads from a pipe of its own and forwards to its output).
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Protocol
 
-from skyward import wire
+from skyward import reply
 from skyward.blobs import BlobMissing, BlobStore, rebuild
 from skyward.spec import ExecutorKind
 from skyward.worker.execute import execute
@@ -156,7 +156,7 @@ class _ProcessSlot:
             try:
                 uploads = self._uploads_for(job)
             except BlobMissing as missing:
-                result = wire.reply_missing((missing.digest,))
+                result = reply.missing((missing.digest,))
             else:
                 try:
                     self._conn.send((job.task_id, job.payload, job.blobs, uploads))
@@ -189,10 +189,10 @@ class _ProcessSlot:
         if not self._closing.is_set():
             self._start_process()
         if cancelled:
-            return wire.reply_cancelled()
+            return reply.cancelled()
         if code is not None and code < 0:
-            return wire.reply_crashed(None, -code, output)
-        return wire.reply_crashed(code, None, output)
+            return reply.crashed(None, -code, output)
+        return reply.crashed(code, None, output)
 
     def stop(self, task_id: str) -> bool:
         with self._lock:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import skyward as sky
 from skyward import certificates, wire
-from skyward.credentials import agent_config, from_agent_config
+from skyward.agent_config import AgentConfig
 from skyward.ioloop import shared_loop
 from skyward.transport import NodeLink
 
@@ -59,10 +59,9 @@ def test_each_certificate_verifies_against_its_own_ca_only(secret, other_secret,
 @settings(max_examples=25, deadline=None)
 @given(secret=secrets_, name=names)
 def test_a_node_gets_its_own_key_and_nothing_of_the_secret(secret, name) -> None:  # type: ignore[no-untyped-def]
-    config = agent_config(secret, name)
-    text = "".join(config.values())
+    text = AgentConfig.for_node(secret, name).encode()
     assert secret.hex() not in text and certificates.client_leaf(secret)[1] not in text
-    assert from_agent_config(config).key == certificates.node_leaf(secret, name)[1]
+    assert AgentConfig.decode(text).tls.key == certificates.node_leaf(secret, name)[1]
 
 
 @settings(max_examples=200, deadline=None)

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import skyward as sky
+from skyward import reply as replies
 from skyward import wire
 from skyward.blobs import DIGEST_SIZE, BlobStore
 from skyward.ioloop import shared_loop
@@ -38,7 +39,7 @@ def test_unframe_rejects_or_returns(data: bytes) -> None:
 @given(st.binary(max_size=512))
 def test_decode_reply_raises_only_known_errors(data: bytes) -> None:
     try:
-        wire.decode_reply(data, "node")
+        replies.result(data, "node")
     except DECODE_ERRORS:
         pass
     except BaseException as exc:  # a decoded remote exception is a legitimate outcome too
@@ -60,7 +61,7 @@ def test_truncated_and_corrupted_tasks_get_error_replies_in_process(cut: int, fl
     runner_reply = _run_in_runner(bytes(payload))
     assert runner_reply[:1] in (b"\x00", b"\x01"), runner_reply[:1]
     if cut == 0 and flip >= len(payload):  # untouched: it still runs
-        assert wire.decode_reply(runner_reply, "node") == 6
+        assert replies.result(runner_reply, "node") == 6
 
 
 def _run_in_runner(payload: bytes) -> bytes:
@@ -113,7 +114,7 @@ def test_the_agent_answers_garbage_over_the_wire_and_keeps_serving(live_node, ta
     reply = shared_loop().run(link.run(unique, payload, tuple(blobs))).result(timeout=30)
     assert isinstance(reply, bytes) and reply[:1] in (b"\x00", b"\x01", b"\x02", b"\x03")
     if blobs:
-        assert wire.missing_blobs(reply) == tuple(blobs)  # checked before the payload is looked at
+        assert replies.decode(reply) == replies.MissingBlobs(tuple(blobs))  # checked before the payload is looked at
 
 
 def test_the_fuzzed_agent_still_runs_real_work(live_node) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ import sys
 
 from casty import ActorSystem, Cluster
 
+from skyward import reply as replies
 from skyward import transport, wire
 
 
@@ -35,7 +36,7 @@ class Evil:
 
     def __init__(self, record: str, marker: str) -> None:
         self._record = record
-        self._reply = bytes([wire.STATUS_OK]) + wire.frame(pickle.dumps(MakeDirOnUnpickle(marker)))
+        self._reply = bytes([replies.STATUS_OK]) + wire.frame(pickle.dumps(MakeDirOnUnpickle(marker)))
 
     def _keep(self, kind: str, fields: tuple[object, ...]) -> None:
         with open(self._record, "ab") as f:

@@ -9,6 +9,7 @@ from pathlib import Path
 import lz4.frame
 import pytest
 
+from skyward import reply as replies
 from skyward import wire
 from skyward.blobs import BlobStore
 from skyward.payload import encode_task
@@ -26,7 +27,7 @@ def test_an_lz4_bomb_is_refused_before_it_is_inflated() -> None:
     with pytest.raises(wire.WireError, match="more than 128 MiB"):
         wire.unframe(bomb)
     with pytest.raises(wire.WireError, match="more than 128 MiB"):
-        wire.decode_reply(bytes([wire.STATUS_OK]) + bomb, "node")
+        replies.result(bytes([replies.STATUS_OK]) + bomb, "node")
 
 
 def test_frames_up_to_the_cap_and_blobs_beyond_it_decompress() -> None:
@@ -41,9 +42,9 @@ def test_frames_up_to_the_cap_and_blobs_beyond_it_decompress() -> None:
 
 
 def test_a_result_over_the_cap_becomes_an_error_naming_the_task() -> None:
-    reply = wire.reply_ok(bytes(wire.MAX_DECOMPRESSED_BYTES + 1), "t-big")
+    reply = replies.ok(bytes(wire.MAX_DECOMPRESSED_BYTES + 1), "t-big")
     with pytest.raises(ValueError, match="t-big.*at most 128 MiB"):
-        wire.decode_reply(reply, "node")
+        replies.result(reply, "node")
 
 
 def count_and_return(path: str, size: int) -> bytes:
@@ -77,10 +78,10 @@ def test_the_reply_cache_keeps_at_most_its_bytes_and_never_runs_an_evicted_task_
         assert runner.cached_bytes > 2 * MB  # it does cache: the bound is what limits it
         again = _run(runner, "t-0", payload)  # evicted by now
         with pytest.raises(RuntimeError, match="t-0 already ran on this node and its reply was evicted"):
-            wire.decode_reply(again, "node")
+            replies.result(again, "node")
         assert os.path.getsize(counter) == 6  # not run twice
         huge = encode_task(count_and_return, (counter, 4 * MB), {}).payload
-        assert len(wire.decode_reply(_run(runner, "t-huge", huge), "node")) == 4 * MB  # delivered, not kept
+        assert len(replies.result(_run(runner, "t-huge", huge), "node")) == 4 * MB  # delivered, not kept
         assert runner.cached_bytes <= 3 * MB
     finally:
         slots.shutdown()

@@ -13,6 +13,7 @@ versions) and, for the pool's block, makes `SkywardBackend` joblib's active back
 from skyward_joblib.activation import BACKEND_NAME, register_default, skyward_backend
 from skyward_joblib.backend import NOT_CONFIGURED, SkywardBackend
 from skyward_joblib.plugin import JoblibPlugin, exact_version, plugin
+from skyward_joblib.pools import JoblibPool, joblib_backend
 from skyward_joblib.warning_filters import (
     is_stdlib_category,
     portable_warning_filters,
@@ -26,9 +27,11 @@ __all__ = [
     "BACKEND_NAME",
     "NOT_CONFIGURED",
     "JoblibPlugin",
+    "JoblibPool",
     "SkywardBackend",
     "exact_version",
     "is_stdlib_category",
+    "joblib_backend",
     "plugin",
     "portable_warning_filters",
     "register_default",

@@ -1,5 +1,5 @@
-"""The older docs' API: JoblibPool, sklearn_backend, SkywardBackend registered by hand, and an
-`skyward.integrations` that imports without the plugin packages."""
+"""The older docs' API: JoblibPool, sklearn_backend, SkywardBackend registered by hand, re-exported lazily by
+`skyward.integrations` from the plugin packages (which say what to install when they are missing)."""
 
 from __future__ import annotations
 
@@ -80,26 +80,45 @@ def test_registering_the_backend_by_hand() -> None:
     previous = BACKENDS.get("skyward")
     try:
         with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=2)) as pool:
-            register_parallel_backend("skyward", lambda: SkywardBackend(pool))
+            # as the module docstring of skyward.integrations.joblib shows: joblib calls the factory with
+            # `nesting_level=` when the backend is named in `Parallel(backend=...)`
+            register_parallel_backend("skyward", lambda **_: SkywardBackend(pool))
             with parallel_config(backend="skyward"):
                 results = Parallel(n_jobs=-1)(delayed(where)(i, 0.05) for i in range(12))
+            results += Parallel(n_jobs=-1, backend="skyward")(delayed(where)(i, 0.05) for i in range(12))
             assert {pid for _, pid in results} == {node.pid for node in pool.nodes}
             assert os.getpid() not in {pid for _, pid in results}
     finally:
         BACKENDS["skyward"] = previous
 
 
-def test_integrations_import_without_the_plugin_packages() -> None:
+def test_the_names_are_the_plugin_packages() -> None:
+    import skyward_joblib.pools
+    import skyward_sklearn.pools
+
+    import skyward.integrations
+    import skyward.integrations.joblib
+
+    assert skyward.integrations.JoblibPool is skyward_joblib.pools.JoblibPool
+    assert skyward.integrations.joblib_backend is skyward_joblib.pools.joblib_backend
+    assert skyward.integrations.ScikitLearnPool is skyward_sklearn.pools.ScikitLearnPool
+    assert skyward.integrations.joblib.sklearn_backend is skyward_sklearn.pools.sklearn_backend
+    assert skyward.integrations.joblib.SkywardBackend is SkywardBackend
+    with pytest.raises(AttributeError, match="NoSuchPool"):
+        skyward.integrations.NoSuchPool  # noqa: B018
+
+
+def test_integrations_without_the_plugin_packages_say_what_to_install() -> None:
     script = textwrap.dedent(
         """
         import sys
-        for name in ("skyward_joblib", "skyward_sklearn", "joblib", "sklearn"):
+        for name in ("skyward_joblib", "skyward_sklearn"):
             sys.modules[name] = None  # as if not installed: importing them fails
-        from skyward.integrations import JoblibPool, ScikitLearnPool, sklearn_backend
-        from skyward.integrations.joblib import sklearn_backend as again
-        for make in (JoblibPool, ScikitLearnPool):
+        import skyward.integrations
+        import skyward.integrations.joblib
+        for name in ("JoblibPool", "ScikitLearnPool", "sklearn_backend"):
             try:
-                make()
+                exec(f"from skyward.integrations import {name}")
             except ImportError as exc:
                 print(exc)
         try:
@@ -113,7 +132,9 @@ def test_integrations_import_without_the_plugin_packages() -> None:
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 3
-    assert "skyward-joblib plugin package" in lines[0] and "pip install skyward-joblib" in lines[0]
-    assert "skyward-sklearn plugin package" in lines[1]
-    assert "skyward-joblib plugin package" in lines[2]
+    assert len(lines) == 4, lines
+    assert lines[0].startswith("JoblibPool is in the skyward-joblib package: install it")
+    assert "pip install skyward-joblib" in lines[0]
+    assert lines[1].startswith("ScikitLearnPool is in the skyward-sklearn package")
+    assert lines[2].startswith("sklearn_backend is in the skyward-sklearn package")
+    assert lines[3].startswith("SkywardBackend is in the skyward-joblib package")

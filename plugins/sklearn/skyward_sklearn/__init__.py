@@ -12,5 +12,6 @@ estimators and joblib batches are not portable across versions.
 """
 
 from skyward_sklearn.plugin import SklearnPlugin, plugin
+from skyward_sklearn.pools import ScikitLearnPool, sklearn_backend
 
-__all__ = ["SklearnPlugin", "plugin"]
+__all__ = ["ScikitLearnPool", "SklearnPlugin", "plugin", "sklearn_backend"]

@@ -1,25 +1,29 @@
-"""`JoblibPool` and `ScikitLearnPool`: the pool classes of the older docs, as thin layers over `ComputePool`.
+"""`JoblibPool` and `joblib_backend`: the joblib API of the older docs, as thin layers over `ComputePool`.
 
 ``JoblibPool(nodes=2, concurrency=4)`` is ``ComputePool(nodes=2, worker=Worker(concurrency=4),
 plugins=[sky.plugins.joblib()])``. Resource parameters of the older API (``machine``, ``accelerator``, ``cpu``,
 ``memory``, ``allocation``, and the spellings ``vcpus`` and ``memory_gb``) go to `ComputePool` as they are:
 providers that choose machines (`sky.AWS`) honour them, the others refuse them with a clear error, never ignore
-them.
+them. ``skyward.integrations`` re-exports these names lazily, so the core imports no plugin package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from skyward.image import Image
-from skyward.integrations._plugins import require
-from skyward.pool import ComputePool
+from skyward.pool import ComputePool, current_pool
 from skyward.providers.base import Provider
 from skyward.spec import DEFAULT_ALLOCATION, Worker
 
+from skyward_joblib.activation import skyward_backend
+from skyward_joblib.backend import SkywardBackend
+from skyward_joblib.plugin import JoblibPlugin
 
-def _pool_arguments(
+
+def pool_arguments(
     make_plugin: Callable[[float | None], object],
     provider: Provider | None,
     nodes: int,
@@ -39,6 +43,17 @@ def _pool_arguments(
         "plugins": [make_plugin(timeout)],
         **resources,
     }
+
+
+@contextmanager
+def joblib_backend(pool: ComputePool | None = None) -> Iterator[SkywardBackend]:
+    """Run joblib's ``Parallel`` (and scikit-learn's ``n_jobs``) on `pool` (default: the active pool).
+
+    The same activation as the joblib plugin's (`skyward_backend`), for a pool created without the plugin.
+    Yields the active backend.
+    """
+    with skyward_backend(pool if pool is not None else current_pool()) as backend:
+        yield backend
 
 
 class JoblibPool(ComputePool):
@@ -85,70 +100,9 @@ class JoblibPool(ComputePool):
         vcpus: int | None = None,
         memory_gb: float | None = None,
     ) -> None:
-        def make_plugin(task_timeout: float | None) -> object:
-            skyward_joblib = require("skyward_joblib", "skyward-joblib")
-            return skyward_joblib.JoblibPlugin(joblib_version, task_timeout=task_timeout)
-
         super().__init__(
-            **_pool_arguments(
-                make_plugin,
-                provider,
-                nodes,
-                concurrency,
-                image,
-                timeout,
-                machine=machine,
-                accelerator=accelerator,
-                cpu=cpu,
-                memory=memory,
-                allocation=allocation,
-                vcpus=vcpus,
-                memory_gb=memory_gb,
-            )
-        )
-
-
-class ScikitLearnPool(ComputePool):
-    """A `ComputePool` with the scikit-learn plugin: ``n_jobs=-1`` in scikit-learn uses every slot.
-
-    The arguments are `JoblibPool`'s (``joblib_version`` included: ``None`` pins the client's joblib), plus
-    ``sklearn_version`` (``None`` pins the client's scikit-learn).
-
-    Example::
-
-        with ScikitLearnPool(nodes=2, concurrency=4):
-            GridSearchCV(SVC(), grid, n_jobs=-1).fit(X, y)
-    """
-
-    def __init__(
-        self,
-        provider: Provider | None = None,
-        nodes: int = 1,
-        concurrency: int = 1,
-        machine: str | None = None,
-        image: Image | None = None,
-        accelerator: str | None = None,
-        cpu: int | None = None,
-        memory: str | None = None,
-        allocation: str = DEFAULT_ALLOCATION,
-        timeout: float | None = 3600,
-        sklearn_version: str | None = None,
-        joblib_version: str | None = None,
-        *,
-        vcpus: int | None = None,
-        memory_gb: float | None = None,
-    ) -> None:
-        def make_plugin(task_timeout: float | None) -> object:
-            skyward_sklearn = require("skyward_sklearn", "skyward-sklearn")
-            plugin = skyward_sklearn.SklearnPlugin(sklearn_version, task_timeout=task_timeout)
-            if joblib_version is not None:  # the plugin pins the client's joblib unless told otherwise
-                skyward_joblib = require("skyward_joblib", "skyward-joblib")
-                plugin.joblib = skyward_joblib.JoblibPlugin(joblib_version, task_timeout=task_timeout)
-            return plugin
-
-        super().__init__(
-            **_pool_arguments(
-                make_plugin,
+            **pool_arguments(
+                lambda task_timeout: JoblibPlugin(joblib_version, task_timeout=task_timeout),
                 provider,
                 nodes,
                 concurrency,
