@@ -310,7 +310,7 @@ class ComputePool:
         return [scheduler.submit(encoded, pinned_node=node.index) for node in scheduler.nodes if node.alive]
 
     def _encode(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> EncodedTask:
-        if not getattr(self.provider, "shares_client_files", False):
+        if not self.provider.shares_client_files:
             ship_local_modules_by_value()
         return encode_task(fn, args, kwargs, self._blob_index)
 
