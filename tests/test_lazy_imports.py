@@ -20,7 +20,9 @@ print(json.dumps({"count": count, "heavy": sorted(m for m in loaded if m.split("
 
 
 def test_import_skyward_and_constructing_providers_loads_no_sdk() -> None:
-    out = subprocess.run([sys.executable, "-c", PROBE, *HEAVY], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *HEAVY], capture_output=True, text=True, check=True
+    ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result["heavy"] == []
     assert result["count"] <= 120, result["count"]

@@ -11,9 +11,16 @@ from typing import TYPE_CHECKING, Any
 from skyward.providers.base import Deployment, NodeInfo, Provider, StartedNode
 
 if TYPE_CHECKING:
-    from skyward.providers.aws import AWS
-    from skyward.providers.local import Local
-    from skyward.providers.ssh import SSH
+    from skyward.providers.aws import AWS, AWSDeployment
+    from skyward.providers.local import Local, LocalDeployment
+    from skyward.providers.ssh import SSH, SSHDeployment
+
+    def _conforms(
+        providers: tuple[Local, SSH, AWS], deployments: tuple[LocalDeployment, SSHDeployment, AWSDeployment]
+    ) -> tuple[list[Provider], list[Deployment]]:
+        """Checked by mypy, never run: each built-in provider and deployment satisfies its protocol."""
+        return list(providers), list(deployments)
+
 
 _LAZY = {"AWS": "skyward.providers.aws", "SSH": "skyward.providers.ssh", "Local": "skyward.providers.local"}
 
