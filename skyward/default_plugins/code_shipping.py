@@ -18,6 +18,6 @@ class CodeShipping:
 
     @hookimpl
     def task_preparer(self, provider: Provider, cluster: ClusterSpec) -> Callable[[], None] | None:
-        if getattr(provider, "shares_client_files", False):
+        if provider.shares_client_files:
             return None
         return ship_local_modules_by_value

@@ -102,8 +102,16 @@ class Provider(Protocol):
     modules are then imported there as here. Otherwise they travel by value (`skyward.code_shipping`).
     """
 
-    name: str
-    shares_client_files: bool
+    # Read-only properties, so that frozen dataclasses (whose fields cannot be set) satisfy the protocol.
+    @property
+    def name(self) -> str:
+        """A short name for messages and `ClusterSpec.provider` (``"local"``, ``"ssh"``, ``"aws"``)."""
+        ...
+
+    @property
+    def shares_client_files(self) -> bool:
+        """True when nodes see this machine's files, so user modules need not travel by value."""
+        ...
 
     def launch(self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> Deployment:
         """Start `cluster.nodes` agents with `image`, handing each its own credentials made from the pool's `secret`.

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -25,11 +24,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from skyward.agent_config import AgentConfig
 from skyward.errors import ProvisionError
 from skyward.image import Image
-from skyward.providers.base import OUTPUT_TAIL_LINES, NodeInfo, StartedNode, WorkerExit
+from skyward.providers.agent_session import AgentOutput, Announcement
+from skyward.providers.base import NodeInfo, StartedNode, WorkerExit
 from skyward.spec import ClusterSpec
-from skyward.worker import READY_PREFIX
 
-_TAIL_LINES = 40
 # The agent runs isolated (-I: no working directory or user site on sys.path, no PYTHON* variables), so that a
 # json.py where the client happens to run cannot shadow the stdlib in the worker. The node must still import what
 # the client imports (user modules pickled by reference): the client's sys.path comes as an argument, after the
@@ -122,9 +120,9 @@ def _dpkg_installed(package: str) -> bool:
 @dataclass(eq=False)
 class _Process:
     popen: subprocess.Popen[bytes]
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
+    output: AgentOutput
     ready: threading.Event = field(default_factory=threading.Event)
-    ready_line: str = ""
+    announced: Announcement | None = None
     eof: threading.Event = field(default_factory=threading.Event)  # all of its output is read
 
 
@@ -149,7 +147,7 @@ class LocalDeployment:
             env=env,
             start_new_session=True,  # its own process group: teardown reaches process slots too
         )
-        process = _Process(popen)
+        process = _Process(popen, AgentOutput(name, self._provider.forward_output))
         with self._lock:
             closed = self._closed
             if not closed:
@@ -172,36 +170,33 @@ class LocalDeployment:
             target=self._pump, args=(name, process, popen.stdout), daemon=True, name=f"{name}-output"
         ).start()
         process.ready.wait(self._provider.start_timeout)
-        if not process.ready_line:
+        announced = process.announced
+        if announced is None:
             self._stop(process)
-            log = "\n".join(process.tail) or "(no output)"
+            log = process.output.log()
             raise ProvisionError(
                 f"local node {name} did not start within {self._provider.start_timeout:.0f}s "
                 f"(exit code {popen.poll()}). Its output:\n{log}"
             )
-        announced = json.loads(process.ready_line)
         info = NodeInfo(
             index=index,
             name=name,
             host="localhost",
-            pid=int(announced["pid"]),
+            pid=announced.pid,
             concurrency=cluster.worker.concurrency,
             executor=cluster.worker.executor,
         )
-        port = int(announced["port"])
+        port = announced.port
         return StartedNode(info=info, port=port, dial=f"127.0.0.1:{port}")
 
     def _pump(self, name: str, process: _Process, stream: IO[bytes]) -> None:
         """Read the agent's output: the ready line, then what tasks print (forwarded, prefixed)."""
         for raw in stream:
             line = raw.decode(errors="replace").rstrip("\n")
-            if not process.ready.is_set() and line.startswith(READY_PREFIX):
-                process.ready_line = line[len(READY_PREFIX) :]
+            announced = process.output.feed(line, expect_ready=not process.ready.is_set())
+            if announced is not None:
+                process.announced = announced
                 process.ready.set()
-                continue
-            process.tail.append(line)
-            if self._provider.forward_output:
-                print(f"[{name}] {line}", flush=True)
         process.ready.set()  # EOF: the agent exited; wake a waiting start_node
         process.eof.set()
 
@@ -220,7 +215,7 @@ class LocalDeployment:
         except subprocess.TimeoutExpired:
             return None
         process.eof.wait(1)  # its last lines (process slots it left may hold the pipe open: not forever)
-        return WorkerExit.from_returncode(returncode, tuple(process.tail)[-OUTPUT_TAIL_LINES:])
+        return process.output.exit(returncode)
 
     def restart(self, index: int) -> StartedNode:
         """Start node `index` again: a new agent process, the same configuration. Its remains go first."""

@@ -21,7 +21,7 @@ import json
 import shlex
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
@@ -36,16 +36,15 @@ from skyward.bootstrap.wheels import Wheel, offline_wheelhouse, wheel_of_install
 from skyward.errors import ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import EventLoopThread, shared_loop
-from skyward.providers.base import OUTPUT_TAIL_LINES, NodeInfo, StartedNode, WorkerExit
+from skyward.providers.agent_session import AgentOutput, Announcement
+from skyward.providers.base import NodeInfo, StartedNode, WorkerExit
 from skyward.providers.ssh_connect import HostSpec, connect
 from skyward.redact import redacted_repr
 from skyward.spec import ClusterSpec
-from skyward.worker import READY_PREFIX
 
 if TYPE_CHECKING:
     import asyncssh
 
-_TAIL_LINES = 40
 # Reads one line of environment variables (JSON) from stdin without buffering past it, applies them, and
 # becomes the worker, which then reads its own configuration line. Secrets in image.env never reach a command
 # line, where `ps` would show them. The worker runs isolated (-I): the login's home is its working directory, and
@@ -168,7 +167,7 @@ class _Node:
     exited: bool = False
     launch: Callable[[], Awaitable[int]] | None = None  # starts its worker (again, on a restart)
     info: NodeInfo | None = None
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=_TAIL_LINES))
+    output: AgentOutput | None = None  # set when its worker first starts
 
 
 class SSHDeployment:
@@ -328,18 +327,19 @@ class SSHDeployment:
         environment = {**image.env, "PYTHONUNBUFFERED": "1"}
         process.stdin.write(json.dumps(environment) + "\n" + config.encode())
         # stdin stays open: its EOF (teardown, or the connection dropping) tells the worker its client is gone.
-        ready: dict[str, int] | None = None
+        if node.output is None:
+            node.output = AgentOutput(node.name, self._provider.forward_output)
+        output = node.output
+        ready: Announcement | None = None
         timed_out = False
         try:
             async with asyncio.timeout(self._provider.start_timeout):
                 async for raw in process.stdout:
                     if not raw:  # asyncssh may end with an empty read; a blank line is "\n"
                         break
-                    line = raw.rstrip("\n")
-                    if line.startswith(READY_PREFIX):
-                        ready = json.loads(line[len(READY_PREFIX) :])
+                    ready = output.feed(raw.rstrip("\n"), expect_ready=True)
+                    if ready is not None:
                         break
-                    self._output(node, line)
         except TimeoutError:
             timed_out = True
         if ready is None:
@@ -347,36 +347,32 @@ class SSHDeployment:
                 with contextlib.suppress(TimeoutError, asyncssh.Error, OSError):
                     await asyncio.wait_for(process.wait_closed(), timeout=2)
             status = process.exit_status
-            log = "\n".join(node.tail) or "(no output)"
+            log = output.log()
             if timed_out:
                 state = f"did not start within {self._provider.start_timeout:.0f}s"
             else:
                 state = f"exited with status {status}"
             raise ProvisionError(f"{node.target.text}: the worker of {node.name} {state}. Its output:\n{log}")
-        node.pid = int(ready["pid"])
+        node.pid = ready.pid
         node.pump = asyncio.create_task(self._pump(node, process), name=f"{node.name}-output")
-        return int(ready["port"])
+        return ready.port
 
     async def _pump(self, node: _Node, process: asyncssh.SSHClientProcess[str]) -> None:
         """Forward what the worker prints (task output) until its session ends."""
         import asyncssh
+
+        output = node.output
+        assert output is not None  # set by _start_worker before the pump starts
 
         try:
             with contextlib.suppress(asyncssh.Error, OSError):  # a broken channel ends the session like EOF
                 async for raw in process.stdout:
                     if not raw:  # asyncssh may end with an empty read; a blank line is "\n"
                         break
-                    self._output(node, raw.rstrip("\n"))
+                    output.feed(raw.rstrip("\n"), expect_ready=False)
         finally:
             if node.process is process:  # not a restarted worker's session
                 node.exited = True
-
-    def _output(self, node: _Node, line: str) -> None:
-        node.tail.append(line)
-        if self._provider.forward_output:
-            # A closed or broken console must not look like a dead node.
-            with contextlib.suppress(OSError, ValueError):
-                print(f"[{node.name}] {line}", flush=True)
 
     def _emit(self, event: BootstrapEvent) -> None:
         if self._provider.progress is None:
@@ -420,7 +416,9 @@ class SSHDeployment:
         if node.pump is not None:  # its last lines
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(node.pump), timeout=1)
-        return WorkerExit.from_returncode(returncode, tuple(node.tail)[-OUTPUT_TAIL_LINES:])
+        if node.output is None:
+            return WorkerExit.from_returncode(returncode)
+        return node.output.exit(returncode)
 
     def restart(self, index: int) -> StartedNode:
         """Start node `index`'s worker again over its existing SSH connection, as it was started first."""

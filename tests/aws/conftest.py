@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ssh"))  # the sshd lab of the SSH tests
 
 import skyward.providers.aws as aws_module
-from skyward.providers.aws_api import AwsClients
+from skyward.providers.aws.api import AwsClients
 
 REGION = "us-east-1"
 POOL_TAG = "skyward:pool"

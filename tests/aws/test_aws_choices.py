@@ -11,7 +11,7 @@ from conftest import REGION
 
 import skyward as sky
 from skyward.integrations import JoblibPool
-from skyward.providers.aws_catalog import (
+from skyward.providers.aws.catalog import (
     NVIDIA_PARAMETER,
     UBUNTU_PARAMETER,
     AcceleratorRequest,
@@ -22,7 +22,7 @@ from skyward.providers.aws_catalog import (
     offered,
     parse_memory,
 )
-from skyward.providers.aws_reach import host_keys_from_console, known_hosts_lines, ssh_host
+from skyward.providers.aws.reach import host_keys_from_console, known_hosts_lines, ssh_host
 
 # --- sizes and accelerators ----------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import CallRecorder, nothing_left, pool_ids_seen, tagged
 
 import skyward as sky
-import skyward.providers.aws_reach as aws_reach
+import skyward.providers.aws.reach as aws_reach
 from skyward.providers.aws import AWS
 
 CREATES = {"ImportKeyPair", "CreateSecurityGroup", "AuthorizeSecurityGroupIngress", "RunInstances"}

@@ -12,7 +12,7 @@ from conftest import POOL_TAG, CallRecorder, pool_ids_seen, tagged
 
 import skyward as sky
 from skyward.providers.aws import AWS
-from skyward.providers.aws_resources import CREATED_TAG, group_description, sweep_orphans
+from skyward.providers.aws.resources import CREATED_TAG, group_description, sweep_orphans
 
 
 def provider(moto_ami: str, **overrides: Any) -> AWS:

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 import skyward as sky
-from skyward.providers.aws_instances import SPOT_OPTIONS, launch_instances
+from skyward.providers.aws.instances import SPOT_OPTIONS, launch_instances
 
 REQUEST = {"ImageId": "ami-0123456789abcdef0", "InstanceType": "c5.large", "KeyName": "skyward-sky-test"}
 

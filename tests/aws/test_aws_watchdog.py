@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from skyward.providers.aws_userdata import WatchdogTimes, watchdog_script
+from skyward.providers.aws.userdata import WatchdogTimes, watchdog_script
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("bash", "pgrep", "ss")), reason="needs bash, pgrep and ss"

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from skyward.providers.aws_api import AwsRefused, aws_call, error_code, error_message
+from skyward.providers.aws.api import AwsRefused, aws_call, error_code, error_message
 
 POOL_TAG = "skyward:pool"
 CREATED_TAG = "skyward:created"  # unix seconds: security groups have no creation time of their own

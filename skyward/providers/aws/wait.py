@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from skyward.errors import ProvisionError
 from skyward.ioloop import shared_loop
-from skyward.providers.aws_api import aws_call, error_code
-from skyward.providers.aws_reach import host_keys_from_console, presented_host_key, ssh_answers
+from skyward.providers.aws.api import aws_call, error_code
+from skyward.providers.aws.reach import host_keys_from_console, presented_host_key, ssh_answers
 
 HostKeyPolicy = Literal["console", "console-or-first-use"]
 Endpoint = Callable[[Mapping[str, Any]], tuple[str, int]]

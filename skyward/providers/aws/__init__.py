@@ -2,14 +2,14 @@
 
 A launch goes: plan (instance type, AMI, the client's address: read-only calls) -> an ephemeral ed25519 key pair
 and a security group open on tcp/22 to the client only -> the instances (spot where asked and available) ->
-wait for ``running``, for sshd, and for host keys (`skyward.providers.aws_wait`) -> `sky.SSH` bootstraps and
+wait for ``running``, for sshd, and for host keys (`skyward.providers.aws.wait`) -> `sky.SSH` bootstraps and
 starts the nodes exactly as it does on any host. Everything is tagged ``skyward:pool=<pool id>``.
 
 Teardown stops the workers, terminates every instance of the pool, then deletes its security group and key
 pair: on success, on exceptions, on Ctrl-C, and when a launch fails halfway (`PoolResources.release`). It runs
 in a thread of its own that a second Ctrl-C does not stop (the interpreter waits for it). A client killed
 outright cannot tear down: its nodes power themselves off once their lease has passed
-(`skyward.providers.aws_userdata`), and the next pool sweeps the security group and key pair they leave.
+(`skyward.providers.aws.userdata`), and the next pool sweeps the security group and key pair they leave.
 
 boto3 is the optional extra ``skyward[aws]``; it is imported when a pool launches, not before.
 
@@ -36,13 +36,13 @@ from typing import Any, Literal
 from skyward.bootstrap.progress import ProgressCallback
 from skyward.errors import ProvisionError
 from skyward.image import Image
-from skyward.providers.aws_api import AwsClients, open_clients
-from skyward.providers.aws_catalog import DEFAULT_AMI_USER
-from skyward.providers.aws_instances import launch_instances
-from skyward.providers.aws_plan import LaunchPlan, make_plan, run_request
-from skyward.providers.aws_reach import known_hosts_lines, normalise_cidr, ssh_host
-from skyward.providers.aws_resources import CleanupFailed, PoolResources, sweep_orphans
-from skyward.providers.aws_wait import HostKeyPolicy, ReadyNode, wait_for_nodes
+from skyward.providers.aws.api import AwsClients, open_clients
+from skyward.providers.aws.catalog import DEFAULT_AMI_USER
+from skyward.providers.aws.instances import launch_instances
+from skyward.providers.aws.plan import LaunchPlan, make_plan, run_request
+from skyward.providers.aws.reach import known_hosts_lines, normalise_cidr, ssh_host
+from skyward.providers.aws.resources import CleanupFailed, PoolResources, sweep_orphans
+from skyward.providers.aws.wait import HostKeyPolicy, ReadyNode, wait_for_nodes
 from skyward.providers.base import StartedNode, WorkerExit
 from skyward.providers.ssh import SSH, SSHDeployment
 from skyward.providers.ssh_connect import HostSpec

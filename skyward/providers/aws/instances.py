@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from skyward.errors import ProvisionError
-from skyward.providers.aws_api import aws_call, error_code, error_message
+from skyward.providers.aws.api import aws_call, error_code, error_message
 
 # The errors that mean "no spot capacity for this request now", as opposed to a request that is wrong.
 SPOT_CAPACITY_ERRORS = frozenset(

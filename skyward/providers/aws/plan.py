@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from skyward.errors import ProvisionError
-from skyward.providers.aws_api import AwsClients, aws_call
-from skyward.providers.aws_catalog import (
+from skyward.providers.aws.api import AwsClients, aws_call
+from skyward.providers.aws.catalog import (
     DEFAULT_AMI_PYTHON,
     AcceleratorRequest,
     InstanceType,
@@ -27,9 +27,9 @@ from skyward.providers.aws_catalog import (
     parse_memory,
     resolve_parameter,
 )
-from skyward.providers.aws_reach import client_cidr, normalise_cidr
-from skyward.providers.aws_resources import pool_tags
-from skyward.providers.aws_userdata import user_data, watchdog_times
+from skyward.providers.aws.reach import client_cidr, normalise_cidr
+from skyward.providers.aws.resources import pool_tags
+from skyward.providers.aws.userdata import user_data, watchdog_times
 from skyward.spec import DEFAULT_ALLOCATION, ClusterSpec
 
 if TYPE_CHECKING:

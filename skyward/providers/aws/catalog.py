@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skyward.errors import ProvisionError
-from skyward.providers.aws_api import aws_call, error_code
+from skyward.providers.aws.api import aws_call, error_code
 
 MIB_PER_GIB = 1024
 # With nothing asked, a node that installs and runs a scientific Python stack without swapping.

@@ -1,0 +1,59 @@
+"""What a provider reads from a node agent's output, the same for every transport (pipe, SSH session).
+
+The agent prints one ready line (``READY_PREFIX`` + JSON with its port and pid) once it listens; every other
+line is what tasks print. A provider feeds each line here: the ready line comes back parsed, the others are
+forwarded to the user prefixed with the node's name and kept as a tail for crash reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import deque
+from dataclasses import dataclass
+
+from skyward.providers.base import OUTPUT_TAIL_LINES, WorkerExit
+from skyward.worker import READY_PREFIX
+
+#: Lines kept per node: enough for a start failure's message (`WorkerExit` keeps the last `OUTPUT_TAIL_LINES`).
+TAIL_LINES = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """The agent's ready line: the port it listens on (on its machine) and its process id."""
+
+    port: int
+    pid: int
+
+
+class AgentOutput:
+    """One node's agent output: parses the ready line, forwards task output, keeps the tail."""
+
+    def __init__(self, node: str, forward: bool) -> None:
+        self.node = node
+        self.forward = forward
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def feed(self, line: str, *, expect_ready: bool) -> Announcement | None:
+        """Take one output line (without its newline); returns the announcement when it is the ready line.
+
+        `expect_ready` is False once the agent has announced itself: a task printing the prefix is then output.
+        """
+        if expect_ready and line.startswith(READY_PREFIX):
+            fields = json.loads(line[len(READY_PREFIX) :])
+            return Announcement(port=int(fields["port"]), pid=int(fields["pid"]))
+        self.tail.append(line)
+        if self.forward:
+            # A closed or broken console must not look like a dead node.
+            with contextlib.suppress(OSError, ValueError):
+                print(f"[{self.node}] {line}", flush=True)
+        return None
+
+    def log(self) -> str:
+        """The kept output, for a start failure's message."""
+        return "\n".join(self.tail) or "(no output)"
+
+    def exit(self, returncode: int) -> WorkerExit:
+        """How the agent ended, with its last lines."""
+        return WorkerExit.from_returncode(returncode, tuple(self.tail)[-OUTPUT_TAIL_LINES:])
