@@ -28,3 +28,15 @@ def wait_gone(pids: set[int], timeout: float = 15.0) -> set[int]:
         if alive:
             time.sleep(0.05)
     return alive
+
+
+def ancestry() -> list[str]:
+    """Command names of this process and its ancestors (e.g. to show that a task ran under sshd)."""
+    names = []
+    pid = os.getpid()
+    while pid > 1:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        names.append(stat[stat.index("(") + 1 : stat.rindex(")")])
+        pid = int(stat[stat.rindex(")") + 2 :].split()[1])
+    return names

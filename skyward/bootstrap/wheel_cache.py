@@ -103,11 +103,7 @@ def verified(path: Path) -> Wheel | None:
 
 @cache
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return hash_file(Path(path))  # size and mtime only key the cache: a rewritten file is read again
 
 
 def _sha256(path: Path) -> str:

@@ -265,3 +265,17 @@ def _no_teardown_left_running() -> Iterator[None]:
     yield
     stray = [t.name for t in threading.enumerate() if t.name.startswith("skyward-teardown-")]
     assert not stray, f"teardown threads still running: {stray}"
+
+
+def unreachable_aws(moto_ami: str, **overrides: Any) -> aws_module.AWS:
+    """An AWS provider against moto whose instances never answer SSH (a documentation address, quick timeout):
+    for tests of what is created, tagged and cleaned up when provisioning fails or is interrupted."""
+    settings: dict[str, Any] = {
+        "ami": moto_ami,
+        "instance_type": "c5.large",
+        "ssh_cidr": "198.51.100.7",
+        "ssh_timeout": 1.5,
+        "quiet": True,
+    }
+    settings.update(overrides)
+    return aws_module.AWS(**settings)

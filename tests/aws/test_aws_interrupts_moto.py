@@ -13,24 +13,12 @@ from typing import Any
 
 import pytest
 from conftest import CallRecorder, nothing_left, pool_ids_seen, tagged
+from conftest import unreachable_aws as provider
 
 import skyward as sky
 import skyward.providers.aws.reach as aws_reach
-from skyward.providers.aws import AWS
 
 CREATES = {"ImportKeyPair", "CreateSecurityGroup", "AuthorizeSecurityGroupIngress", "RunInstances"}
-
-
-def provider(moto_ami: str, **overrides: Any) -> AWS:
-    settings: dict[str, Any] = {
-        "ami": moto_ami,
-        "instance_type": "c5.large",
-        "ssh_cidr": "198.51.100.7",
-        "ssh_timeout": 1.5,
-        "quiet": True,
-    }
-    settings.update(overrides)
-    return sky.AWS(**settings)
 
 
 def interrupt(**_: Any) -> None:
@@ -141,7 +129,7 @@ def checkip(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[bytes], None]
     said = {"body": b"203.0.113.9\n"}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(200)
             self.end_headers()
             self.wfile.write(said["body"])

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import POOL_TAG, CallRecorder, pool_ids_seen, tagged
+from conftest import POOL_TAG, CallRecorder, pool_ids_seen, tagged, unreachable_aws
 
 import skyward as sky
 from skyward.providers.aws import AWS
@@ -16,16 +16,8 @@ from skyward.providers.aws.resources import CREATED_TAG, group_description, swee
 
 
 def provider(moto_ami: str, **overrides: Any) -> AWS:
-    settings: dict[str, Any] = {
-        "ami": moto_ami,
-        "instance_type": "c5.large",
-        "ssh_cidr": "198.51.100.7",
-        "ssh_timeout": 1.5,
-        "quiet": True,
-        "sweep_orphans": False,
-    }
-    settings.update(overrides)
-    return sky.AWS(**settings)
+    """Provisioning that never reaches its instances; leftovers of other tests are not swept."""
+    return unreachable_aws(moto_ami, **{"sweep_orphans": False, **overrides})
 
 
 def tags(pool_id: str, created: float | None = None) -> list[dict[str, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import string
-from collections.abc import Iterator
 
 import lz4.frame
 import pytest
@@ -18,7 +17,6 @@ import skyward as sky
 from skyward import certificates, wire
 from skyward.agent_config import AgentConfig
 from skyward.ioloop import shared_loop
-from skyward.transport import NodeLink
 
 secrets_ = st.binary(min_size=16, max_size=64)
 names = st.text(string.ascii_lowercase + string.digits + "-", min_size=1, max_size=30).filter(
@@ -74,16 +72,6 @@ def test_capped_decompression_returns_all_or_refuses(size: int, cap: int) -> Non
     else:
         with pytest.raises(wire.WireError):
             wire.unframe(framed, max_size=cap)
-
-
-@pytest.fixture(scope="module")
-def live_node() -> Iterator[tuple[sky.ComputePool, NodeLink]]:
-    with sky.ComputePool(nodes=1) as pool:
-        started = pool._deployment.nodes[0]  # type: ignore[union-attr]
-        link = NodeLink(started.info.name, started.port, started.dial, pool._secret)
-        shared_loop().run(link.connect()).result(timeout=20)
-        yield pool, link
-        shared_loop().run(link.close()).result(timeout=10)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

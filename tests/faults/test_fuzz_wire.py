@@ -5,9 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
-from collections.abc import Iterator
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +15,6 @@ from skyward import wire
 from skyward.blobs import DIGEST_SIZE, BlobStore
 from skyward.ioloop import shared_loop
 from skyward.payload import encode_task
-from skyward.transport import NodeLink
 from skyward.worker.agent import TaskRunner
 from skyward.worker.slots import ThreadSlots
 
@@ -90,16 +87,6 @@ def _run_in_runner(payload: bytes) -> bytes:
 
 
 _ids = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def live_node() -> Iterator[tuple[sky.ComputePool, NodeLink]]:
-    with sky.ComputePool(nodes=1) as pool:
-        started = pool._deployment.nodes[0]  # type: ignore[union-attr]
-        link = NodeLink(started.info.name, started.port, started.dial, pool._secret)
-        shared_loop().run(link.connect()).result(timeout=20)
-        yield pool, link
-        shared_loop().run(link.close()).result(timeout=10)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from casty import Client
+from attackers import outsider
 from proc_utils import wait_gone
 
 import skyward as sky
@@ -81,31 +81,19 @@ async def _replay_as_outsider(
     port: int, node_name: str, messages: list[tuple[str, tuple[object, ...]]]
 ) -> list[object]:
     """Send what the impostor got to a live node, as the attacker can: a casty client with no pool certificate."""
-    advertise = transport.advertised_address(node_name, port)
-    client = Client(
-        seeds=(f"127.0.0.1:{port}",),
-        name=transport.CLUSTER_NAME,
-        limits=transport.LIMITS,
-        compression=transport.COMPRESSION,
-        address_map=lambda address: f"127.0.0.1:{port}" if address == advertise else address,
-    )
-    try:
-        async with asyncio.timeout(5):
-            await client.__aenter__()
-    except TimeoutError:
-        return ["refused at the door"] * len(messages)
-    answers: list[object] = []
-    try:
+    async with outsider(port, node_name) as client:
+        if client is None:
+            return ["refused at the door"] * len(messages)
+        advertise = transport.advertised_address(node_name, port)
         ref = client.ref(transport.task_executor, transport._ACTOR_KEY, at=advertise)
+        answers: list[object] = []
         for kind, fields in messages:
             try:
                 async with asyncio.timeout(10):
                     answers.append(await ref.ask(getattr(transport, kind)(*fields)))
             except Exception as exc:  # noqa: BLE001 - a refusal, whatever form it takes
                 answers.append(exc)
-    finally:
-        await client.__aexit__(None, None, None)
-    return answers
+        return answers
 
 
 @pytest.mark.parametrize("mode", ["plain", "own-tls", "raw"])

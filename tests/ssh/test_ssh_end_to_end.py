@@ -9,6 +9,7 @@ import time
 from importlib.metadata import version
 
 import pytest
+from proc_utils import ancestry
 from sshd_lab import Lab, listening_addresses, wait_gone
 
 import skyward as sky
@@ -16,17 +17,6 @@ import skyward as sky
 # Functions of this module travel by value (skyward.code_shipping): the nodes cannot import the test module
 # (they have only the installed packages, not the client's source tree).
 
-
-def ancestry() -> list[str]:
-    """Command names of this process and its ancestors."""
-    names = []
-    pid = os.getpid()
-    while pid > 1:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-        names.append(stat[stat.index("(") + 1 : stat.rindex(")")])
-        pid = int(stat[stat.rindex(")") + 2 :].split()[1])
-    return names
 
 
 def where(x: int) -> dict[str, object]:

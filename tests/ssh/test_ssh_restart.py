@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from proc_utils import ancestry
 from sshd_lab import Lab
 
 import skyward as sky
@@ -18,20 +19,10 @@ import skyward as sky
 # Functions of this module travel by value (skyward.code_shipping): the nodes cannot import the test module.
 
 
-def _ancestry() -> list[str]:
-    names = []
-    pid = os.getpid()
-    while pid > 1:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-        names.append(stat[stat.index("(") + 1 : stat.rindex(")")])
-        pid = int(stat[stat.rindex(")") + 2 :].split()[1])
-    return names
-
 
 @sky.compute
 def where(x: int) -> tuple[int, int, int, list[str]]:
-    return x * x, os.getpid(), os.stat("/proc/self/ns/net").st_ino, _ancestry()
+    return x * x, os.getpid(), os.stat("/proc/self/ns/net").st_ino, ancestry()
 
 
 @sky.compute
