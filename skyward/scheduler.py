@@ -1,15 +1,18 @@
-"""Client-side scheduling: the async shell around the placement decisions.
+"""Client-side scheduling: which node slot runs each task, and what happens when it ends.
 
-The decisions (which node, prefetch, stealing, reservations, windows) are in `skyward.placement`, what becomes
-of a down node's tasks in `skyward.node_loss`, both plain data. This module does what they decide: it sends
-tasks to their nodes on the I/O loop (`skyward.uploads`), reads the replies, withdraws stolen tasks, tells
-nodes about cancellations, and hands outcomes to `skyward.delivery`, which resolves the futures on a thread of
-its own, never on the I/O loop.
+One lock guards the scheduler's state; around it:
 
-- A cancelled future is dropped from the queue, or its node is told to drop it; its slot is counted busy until
-  the node answers, so the accounting matches what really runs.
-- A node whose link fails is down (`node_down`) until the pool finds out why (`on_node_down`) and answers with
-  `node_crashed` or `node_lost`, then perhaps `node_restarted`.
+- `skyward.placement`: the decisions (least-loaded node, prefetch, work stealing, tasks that run alone,
+  pinned work, windows), over plain data, O(log n) per task in the number of nodes;
+- `skyward.settling`: what becomes of a task when its node answers, crashes or is lost;
+- `skyward.dispatch`: the I/O loop side, sending tasks and their large arguments, reading replies;
+- `skyward.delivery`: a thread of its own that resolves the futures (`skyward.futures.TaskFuture`), so
+  unpickling and user callbacks never run on the I/O loop.
+
+A cancelled future is dropped from the queue, or its node is told to drop it; its slot is counted busy until the
+node answers, so the accounting matches what really runs. A node whose link fails is down (`node_down`) until
+the pool finds out why (`on_node_down`) and answers with `node_crashed` or `node_lost`, then perhaps
+`node_restarted`.
 """
 
 from __future__ import annotations
@@ -19,25 +22,26 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
-from skyward import node_loss
 from skyward import reply as replies
+from skyward import settling
 from skyward.delivery import Delivery
+from skyward.dispatch import Dispatcher
 from skyward.errors import NodeLost, SkywardError
 from skyward.futures import TaskFuture
 from skyward.ioloop import EventLoopThread
 from skyward.payload import EncodedTask
-from skyward.placement import NodeSlots, Placement, Task, WindowState
-from skyward.transport import LinkError, NodeLink
-from skyward.uploads import TransferStats, run_with_blobs
+from skyward.placement import Placement
+from skyward.scheduling_state import NodeSlots, Task, WindowState
+from skyward.transport import NodeLink
+from skyward.uploads import TransferStats
 
 logger = logging.getLogger("skyward.scheduler")
 
 __all__ = ["NodeSlots", "Scheduler", "TaskFuture", "TransferStats", "WindowState"]
 
-_Steals = list[tuple[Task, NodeSlots]]
+_Placed = tuple[list[Task], list[tuple[Task, NodeSlots]]]  # tasks to send, tasks to withdraw
 
 
 class Scheduler:
@@ -57,18 +61,14 @@ class Scheduler:
         self.nodes = nodes
         self.placement = Placement(nodes)
         self.stats = TransferStats()
-        self._io = io
         self._retries = retries
         self._max_task_crashes = max_task_crashes
         self._ids = (f"{id_prefix}-{n}" for n in itertools.count())
         self._lock = threading.Lock()
         self._on_node_down = on_node_down
-        self._outbox: list[Task] = []
-        self._wakeup_pending = False
         self._closed = False
         self._delivery = Delivery()
-
-    # --- submission ----------------------------------------------------------------------------------------
+        self._dispatcher = Dispatcher(nodes, io, self.stats, self._on_reply, self.node_down)
 
     def submit(
         self, encoded: EncodedTask, pinned_node: int | None = None, *, window: WindowState | None = None
@@ -84,20 +84,19 @@ class Scheduler:
             if self._closed:
                 raise SkywardError("the pool is closed")
             if window is not None and window.halted:
-                future.cancel()
+                future.cancel()  # no callback yet: nothing runs under the lock
                 return future
-            if not self.placement.usable:
+            if not self.placement.index.usable:
                 raise NodeLost("every node of the pool is lost")
             touched: tuple[NodeSlots, ...] = ()
             if pinned_node is not None:
-                node = self.nodes[pinned_node]
-                if not (node.alive or node.recovering):
-                    raise NodeLost(f"node {node.name} is lost")
-                touched = (node,)
+                touched = (self.nodes[pinned_node],)
+                if not (touched[0].alive or touched[0].recovering):
+                    raise NodeLost(f"node {touched[0].name} is lost")
             self.placement.enqueue(task)
-            wake, steals = self._dispatch_locked(touched)
+            placed = self._place_locked(touched)
         future.add_done_callback(functools.partial(self._on_future_done, task))
-        self._after(wake, steals)
+        self._go(placed)
         return future
 
     def open_window(
@@ -118,99 +117,37 @@ class Scheduler:
 
     @property
     def total_slots(self) -> int:
-        return self.placement.total_slots
+        return self.placement.index.total_slots
 
     @property
     def queued(self) -> int:
         return self.placement.queued
 
-    # --- dispatch ------------------------------------------------------------------------------------------
+    def _place_locked(self, touched: Iterable[NodeSlots] = ()) -> _Placed:
+        return self.placement.assign(touched), self.placement.plan_steals()
 
-    def _dispatch_locked(self, touched: Iterable[NodeSlots] = ()) -> tuple[bool, _Steals]:
-        """Place what can go now; returns whether the I/O loop needs a wake-up, and the tasks to withdraw."""
-        tasks = self.placement.assign(touched)
-        wake = False
-        if tasks:
-            now = time.monotonic()
-            for task in tasks:
-                task.future._dispatched(now)
-            self._outbox.extend(tasks)
-            wake, self._wakeup_pending = not self._wakeup_pending, True
-        return wake, self.placement.plan_steals()
-
-    def _after(self, wake: bool, steals: _Steals) -> None:
-        """Outside the lock: wake the I/O loop for what was placed (one wake-up carries everything queued
-        since the last one), and ask nodes to withdraw stolen tasks."""
-        if wake:
-            self._io.call(self._drain_outbox)
+    def _go(self, placed: _Placed) -> None:
+        """Outside the lock: send what was placed, withdraw what was stolen."""
+        tasks, steals = placed
+        self._dispatcher.send(tasks)
         for task, victim in steals:
-            self._soon(self._cancel_remote(victim, (task.id,), stop_running=False))
+            self._dispatcher.withdraw(task, victim)
 
-    def _drain_outbox(self) -> None:
-        with self._lock:
-            tasks, self._outbox = self._outbox, []
-            self._wakeup_pending = False
-        create_task = self._io.loop.create_task
-        for task in tasks:
-            create_task(self._run(task, task.epoch))
-
-    def _soon(self, coro: Coroutine[Any, Any, None]) -> None:
-        if self._io.on_loop():
-            self._io.loop.create_task(coro)
-        else:
-            self._io.run(coro)
-
-    # --- completion (on the I/O loop) ----------------------------------------------------------------------
-
-    async def _run(self, task: Task, epoch: int) -> None:
-        node = self.nodes[task.node]  # type: ignore[index]
-        generation = node.generation
-        outcome: replies.Reply | BaseException
-        try:
-            outcome = await run_with_blobs(node, task, self.stats)
-        except LinkError as exc:
-            self.node_down(node.index, str(exc), generation)
-            return
-        except BaseException as exc:  # noqa: BLE001 - delivered to the caller's future (a bad reply included)
-            outcome = exc
-        doomed: list[Task] = []
+    def _on_reply(
+        self, task: Task, epoch: int, node: NodeSlots, generation: int, outcome: replies.Reply | BaseException
+    ) -> None:
+        """On the I/O loop: `node` answered `task` (or running it failed)."""
         with self._lock:
             if node.generation != generation or task.epoch != epoch or node.running.get(task.id) is not task:
                 return  # its node went down meanwhile: it was sent again, or failed, already
-            again = False
-            if self.placement.unplace(task, node) and isinstance(outcome, replies.Cancelled):
-                # Withdrawn before it started: run it elsewhere (unless the user cancelled it meanwhile).
-                again = not task.future.done()
-            elif isinstance(outcome, replies.Crashed):  # its process slot died under it; the agent lives on
-                error = node_loss.charge_crash(
-                    task, node, outcome.exit_code, outcome.signal, outcome.output, self._max_task_crashes
-                )
-                again = error is None
-                outcome = error if error is not None else outcome
-            elif not isinstance(outcome, BaseException):
-                node.idle_crashes = 0
-            if again:
-                self.placement.requeue(task)
-            else:
+            final, doomed = settling.settle_reply(self.placement, task, node, outcome, self._max_task_crashes)
+            if final is not None:
                 task.future._returned(time.monotonic())
-                doomed = self._finished_locked(task, outcome)
-            wake, steals = self._dispatch_locked((node,))
-        self._after(wake, steals)
-        if not again:
-            self._delivery.put(task, node.name, outcome)
-        if doomed:
-            self._delivery.cancel(doomed)
-
-    def _finished_locked(self, task: Task, outcome: replies.Reply | BaseException) -> list[Task]:
-        """`task` is done: free its window's place; answers the tasks to cancel when that window stops at its
-        first error (cancelled after this outcome is delivered)."""
-        self.placement.release(task)
-        window = task.window
-        failed = isinstance(outcome, BaseException | replies.Error)
-        if window is None or not window.cancel_on_error or window.halted or not failed:
-            return []
-        window.halted = True
-        return list(window.members.values())
+                self._delivery.put(task, node.name, final)
+                if doomed:
+                    self._delivery.cancel(doomed)  # after the failure that caused it
+            placed = self._place_locked((node,))
+        self._go(placed)
 
     # --- nodes going down and coming back ------------------------------------------------------------------
 
@@ -223,9 +160,7 @@ class Scheduler:
         with self._lock:
             if self._closed or not node.alive or (generation is not None and generation != node.generation):
                 return
-            node.alive, node.recovering = False, True
-            self.placement.refresh(node)
-            self.placement.recount()
+            self.placement.set_state(node, alive=False, recovering=True)
         logger.warning("node %s is down: %s", node.name, reason)
         if self._on_node_down is not None:
             self._on_node_down(index, reason)
@@ -236,9 +171,9 @@ class Scheduler:
         """Node `index` is gone for good (its machine or link): its tasks go elsewhere, `retries` times."""
         node = self.nodes[index]
         with self._lock:
-            failed = node_loss.lose_node(self.placement, node, reason, retries=self._retries)
-            wake, steals = self._settle_locked(node, failed)
-        self._after(wake, steals)
+            failed = settling.lose_node(self.placement, node, reason, retries=self._retries)
+            placed = self._settle_locked(node, failed)
+        self._go(placed)
         logger.warning("node %s is lost: %s", node.name, reason)
 
     def node_crashed(
@@ -248,32 +183,24 @@ class Scheduler:
         its slots, sends them again (or fails those out of crashes), and answers whether the node is to be
         restarted (it then waits, `recovering`, for `node_restarted` or `node_lost`)."""
         node = self.nodes[index]
+        retries, max_crashes = self._retries, self._max_task_crashes
         with self._lock:
-            failed, again = node_loss.crash_node(
-                self.placement,
-                node,
-                exit_code,
-                signal,
-                output,
-                restart=restart,
-                retries=self._retries,
-                max_task_crashes=self._max_task_crashes,
-            )
-            wake, steals = self._settle_locked(node, failed)
-        self._after(wake, steals)
+            failed, again = settling.crash_node(
+                self.placement, node, exit_code, signal, output, restart=restart, retries=retries,
+                max_task_crashes=max_crashes,
+            )  # fmt: skip
+            placed = self._settle_locked(node, failed)
+        self._go(placed)
         return again
 
-    def _settle_locked(
-        self, node: NodeSlots, failed: Sequence[tuple[Task, BaseException]]
-    ) -> tuple[bool, _Steals]:
-        """Hand the failures of a node event to the delivery thread (which waits for the lock to act on them)
-        and place what can go now."""
-        doomed = [t for task, error in failed for t in self._finished_locked(task, error)]
+    def _settle_locked(self, node: NodeSlots, failed: Sequence[tuple[Task, BaseException]]) -> _Placed:
+        """Hand a node event's failures to the delivery thread, then place what can go now."""
         for task, error in failed:
+            doomed = self.placement.release(task, failed=True)
             self._delivery.put(task, node.name, error)
-        if doomed:
-            self._delivery.cancel(doomed)
-        return self._dispatch_locked((node,))
+            if doomed:
+                self._delivery.cancel(doomed)
+        return self._place_locked((node,))
 
     def node_restarted(self, index: int, link: NodeLink) -> None:
         """Node `index` runs again, a fresh process behind `link`: it holds no task and no blob."""
@@ -284,11 +211,9 @@ class Scheduler:
             node.link = link
             node.blobs.clear()
             node.uploads.clear()
-            node.alive, node.recovering = True, False
-            self.placement.refresh(node)
-            self.placement.recount()
-            wake, steals = self._dispatch_locked((node,))
-        self._after(wake, steals)
+            self.placement.set_state(node, alive=True, recovering=False)
+            placed = self._place_locked((node,))
+        self._go(placed)
 
     def mark_lost(self, index: int, reason: str) -> None:
         """Declare a node lost (its provider saw it go, or it stopped answering heartbeats)."""
@@ -300,27 +225,19 @@ class Scheduler:
         if not future.cancelled():
             return
         tell: NodeSlots | None = None
+        placed: _Placed = ([], [])
         with self._lock:
             node = self.nodes[task.node] if task.node is not None else None
-            if (
-                node is not None and node.running.get(task.id) is task
-            ):  # on its node: counted busy until it answers
+            if node is not None and node.running.get(task.id) is task:  # counted busy until its node answers
                 if task.cancel_sent:
                     return
                 task.cancel_sent, tell = True, node
-                wake, steals = False, []
             else:  # waiting on the client: skipped where it waits
                 self.placement.release(task)
-                wake, steals = self._dispatch_locked()
+                placed = self._place_locked()
         if tell is not None:
-            self._soon(self._cancel_remote(tell, (task.id,), stop_running=True))
-        self._after(wake, steals)
-
-    async def _cancel_remote(self, node: NodeSlots, task_ids: tuple[str, ...], *, stop_running: bool) -> None:
-        try:
-            await node.link.cancel(task_ids, stop_running=stop_running)
-        except SkywardError:
-            pass  # a node that cannot be told has bigger problems, which _run will see
+            self._dispatcher.cancel(task, tell)
+        self._go(placed)
 
     def cancel_all(self) -> int:
         """Cancel every queued and running task; answer how many futures were cancelled."""

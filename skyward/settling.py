@@ -1,4 +1,7 @@
-"""What becomes of a down node's tasks: sent again elsewhere, charged a crash, or failed (decisions over data).
+"""What becomes of a task when its node answers, crashes or is lost: delivered, sent again, charged a crash,
+or failed (decisions over data, no I/O).
+
+- A task withdrawn from a node's queue before it started (work stealing) is placed again.
 
 - A task whose node is lost (its machine or link gone) is sent again elsewhere, up to `retries` times.
 - A node whose worker process crashed is down while the pool finds out why and restarts it; its tasks wait for
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from skyward import reply as replies
 from skyward.errors import NodeLost, WorkerCrashed, describe_exit
 from skyward.placement import NodeSlots, Placement, Task
 
@@ -22,6 +26,28 @@ from skyward.placement import NodeSlots, Placement, Task
 MAX_IDLE_CRASHES = 3
 
 Failure = tuple[Task, BaseException]
+Outcome = replies.Reply | BaseException
+
+
+def settle_reply(
+    placement: Placement, task: Task, node: NodeSlots, outcome: Outcome, max_task_crashes: int
+) -> tuple[Outcome | None, list[Task]]:
+    """`node` answered `task` (or running it failed): take it off the node. Returns the outcome to deliver
+    (``None``: it is placed again) and the tasks its window cancels for this failure."""
+    stolen = placement.unplace(task, node)
+    if stolen and isinstance(outcome, replies.Cancelled):
+        if not task.future.done():  # withdrawn before it started: run it elsewhere
+            placement.requeue(task)
+            return None, []
+    elif isinstance(outcome, replies.Crashed):  # its process slot died under it; the agent lives on
+        error = charge_crash(task, node, outcome.exit_code, outcome.signal, outcome.output, max_task_crashes)
+        if error is None:
+            placement.requeue(task)
+            return None, []
+        outcome = error
+    elif not isinstance(outcome, BaseException):
+        node.idle_crashes = 0
+    return outcome, placement.release(task, failed=isinstance(outcome, BaseException | replies.Error))
 
 
 def lose_node(placement: Placement, node: NodeSlots, reason: str, *, retries: int) -> list[Failure]:
@@ -91,7 +117,7 @@ def _settle(
     """Send again what the down `node` held, or fail it: a lost node's tasks after `retries` losses, its
     pinned tasks unless it comes back, and everything when no node is left."""
     failed: list[Failure] = []
-    survivors = placement.usable > 0
+    survivors = placement.index.usable > 0
     for orphan in reversed(orphans):
         if orphan.pinned_node is not None:
             if node.recovering:
