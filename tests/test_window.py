@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -65,7 +66,7 @@ def test_each_task_has_one_future_with_its_dispatch_and_run_time(pool: sky.Compu
     assert isinstance(second, TaskFuture)
     assert second.dispatched_at is None and second.dispatches == 0  # it waits for the window
     first.result(timeout=30)
-    _, started, _, _ = second.result(timeout=30)
+    second.result(timeout=30)
     assert second.dispatches == 1 and second.dispatched_at is not None
     assert first.run_seconds is not None and first.run_seconds >= 0.3
     assert second.dispatched_at >= first.dispatched_at + 0.3  # sent when the first one ended
@@ -127,7 +128,7 @@ def test_without_prefetch_tasks_wait_on_the_client_until_a_slot_is_idle() -> Non
         assert pool.stats.tasks_sent == 1  # an ordinary submit would have filled the node's queue
         results = [f.result(timeout=30) for f in futures]
         assert [r[3] for r in sorted(results, key=lambda r: r[1])] == [0, 1, 2]
-        for earlier, later in zip(futures, futures[1:]):
+        for earlier, later in itertools.pairwise(futures):
             # each was sent only once the one before had come back: it started when it was sent
             assert earlier.dispatched_at is not None and earlier.run_seconds is not None
             assert later.dispatched_at is not None
