@@ -24,21 +24,25 @@ class NodeIndex:
         self.total_slots = 0  # slots of the live nodes
         self._roomy: list[tuple[float, int, int]] = []  # (load, index, version) of nodes with room
         self._victims: list[tuple[int, int, int]] = []  # (-stealable, index, version)
+        self._rebuild_at = 4 * len(nodes) + 64
         for node in nodes:
             self.refresh(node)
         self.recount()
 
     def refresh(self, node: NodeSlots) -> None:
-        node.version += 1
-        idle = node.idle_slots
+        # Inlined (`NodeSlots.free`, `idle_slots`, `queued_here`): it runs twice per task.
+        node.version = version = node.version + 1
+        running, capacity = len(node.running), node.capacity
+        idle = 0
+        if node.alive and node.reserved is None and not node.suspects:  # open to new work
+            idle = capacity - running if running < capacity else 0
+            if running < capacity + node.prefetch:
+                heapq.heappush(self._roomy, (running / capacity, node.index, version))
         self.idle_slots += idle - node.idle_counted
         node.idle_counted = idle
-        if node.free > 0:
-            heapq.heappush(self._roomy, (len(node.running) / node.capacity, node.index, node.version))
-        stealable = _stealable(node)
-        if stealable > 0:
-            heapq.heappush(self._victims, (-stealable, node.index, node.version))
-        if len(self._roomy) + len(self._victims) > 4 * len(self.nodes) + 64:
+        if node.alive and running - capacity > node.stealing:
+            heapq.heappush(self._victims, (node.stealing + capacity - running, node.index, version))
+        if len(self._roomy) + len(self._victims) > self._rebuild_at:
             self._rebuild()
 
     def _rebuild(self) -> None:

@@ -274,9 +274,13 @@ class ComputePool:
     ) -> Window:
         """A lane into this pool with at most `limit` tasks in flight at once; the others wait, FIFO.
 
-        Its ``submit`` returns each task's future at once. ``prefetch=False``: its tasks go only to idle slots, so
-        they start when they are sent (``future.dispatched_at``); ``cancel_on_error``: its first failure cancels
-        the rest. See `skyward.window.Window`.
+        Args:
+            limit: tasks in flight (queued for a node or running) at once; ``None``: no bound of its own.
+            prefetch: ``False`` sends its tasks only to idle slots, so each starts when it is sent
+                (``future.dispatched_at``).
+            cancel_on_error: its first failed task cancels the others.
+
+        Its ``submit`` returns each task's future at once. See `skyward.window.Window`.
         """
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             raise ValueError(f"limit must be an int >= 1 or None, got {limit!r}")

@@ -23,7 +23,7 @@ class Window:
     """Submits to a pool with at most `limit` tasks in flight (queued for a node or running); the others wait
     their turn, first in first out. Made by `ComputePool.window`.
 
-    Args:
+    Attributes:
         limit: tasks in flight at once; ``None`` sets no bound of its own (the nodes' slots and queues bound
             what runs), for a window used only to cancel together or to stop at the first error.
         prefetch: whether its tasks may wait in a node's queue behind running ones (see the pool's
