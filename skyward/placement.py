@@ -83,20 +83,11 @@ class Placement:
     # --- the client's queues -------------------------------------------------------------------------------
 
     def enqueue(self, task: Task) -> None:
-        """A new task: to its node's queue (pinned), its window, or the client queue."""
-        window = task.window
+        """A new task: to its node's queue (pinned), or the client queue once its window (if any) admits it."""
         if task.pinned_node is not None:
             self.nodes[task.pinned_node].pinned.append(task)
-        elif window is None:
+        elif task.window is None or task.window.join(task):
             self.ready.append(task)
-        else:
-            window.members[task.id] = task
-            if window.limit is None or window.in_flight < window.limit:
-                window.in_flight += 1
-                task.admitted = True
-                self.ready.append(task)
-            else:
-                window.waiting.append(task)
 
     def requeue(self, task: Task) -> None:
         """Send `task` again, first in line (pinned ones wait for their node)."""
@@ -106,29 +97,20 @@ class Placement:
             self.ready.appendleft(task)
 
     def release(self, task: Task, *, failed: bool = False) -> list[Task]:
-        """`task` is finished, or cancelled before it ran: its window admits the next waiting one. When it
-        `failed` in a window that stops at its first error, the window admits nothing more and the tasks to
-        cancel are returned."""
-        window = task.window
-        if window is None:
+        """`task` is finished, or cancelled before it ran: its window admits the next waiting one. Answers the
+        tasks to cancel when it `failed` in a window that stops at its first error."""
+        if task.window is None:
             return []
-        window.members.pop(task.id, None)
-        if task.admitted:
-            task.admitted = False
-            window.in_flight -= 1
-        if failed and window.cancel_on_error and not window.halted:
-            window.halted = True
-            return list(window.members.values())
-        while (
-            not window.halted and window.waiting and (window.limit is None or window.in_flight < window.limit)
-        ):
-            admitted = window.waiting.popleft()
-            if admitted.future.done():  # cancelled while it waited
-                continue
-            window.in_flight += 1
-            admitted.admitted = True
-            self.ready.append(admitted)
-        return []
+        admitted, doomed = task.window.leave(task, failed=failed)
+        self.ready.extend(admitted)
+        return doomed
+
+    def unfinished(self) -> list[Task]:
+        """Every task waiting or in flight."""
+        tasks = [*self.ready, *(t for w in self.windows for t in w.waiting)]
+        for node in self.nodes:
+            tasks += [*node.pinned, *node.running.values(), *([node.reserved] if node.reserved else [])]
+        return tasks
 
     @property
     def queued(self) -> int:

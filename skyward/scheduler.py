@@ -242,10 +242,7 @@ class Scheduler:
     def cancel_all(self) -> int:
         """Cancel every queued and running task; answer how many futures were cancelled."""
         with self._lock:
-            tasks = [*self.placement.ready, *(t for w in self.placement.windows for t in w.waiting)]
-            for node in self.nodes:
-                tasks += [*node.pinned, *node.running.values()]
-                tasks += [node.reserved] if node.reserved is not None else []
+            tasks = self.placement.unfinished()
         return sum(task.future.cancel() for task in tasks)
 
     def close(self) -> None:

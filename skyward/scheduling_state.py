@@ -25,6 +25,35 @@ class WindowState:
     waiting: deque[Task] = field(default_factory=deque)  # not admitted yet, FIFO
     members: dict[str, Task] = field(default_factory=dict)  # its unfinished tasks, waiting or admitted
 
+    def join(self, task: Task) -> bool:
+        """A new task of this window: answers whether it is admitted now (else it waits its turn)."""
+        self.members[task.id] = task
+        if self.limit is None or self.in_flight < self.limit:
+            self.in_flight += 1
+            task.admitted = True
+            return True
+        self.waiting.append(task)
+        return False
+
+    def leave(self, task: Task, *, failed: bool) -> tuple[list[Task], list[Task]]:
+        """`task` is finished, or cancelled before it ran. Answers the tasks admitted in its place and, when it
+        `failed` and the window stops at its first error, the tasks to cancel (it then admits nothing more)."""
+        self.members.pop(task.id, None)
+        if task.admitted:
+            task.admitted = False
+            self.in_flight -= 1
+        if failed and self.cancel_on_error and not self.halted:
+            self.halted = True
+            return [], list(self.members.values())
+        admitted: list[Task] = []
+        while not self.halted and self.waiting and (self.limit is None or self.in_flight < self.limit):
+            candidate = self.waiting.popleft()
+            if not candidate.future.done():  # else cancelled while it waited
+                self.in_flight += 1
+                candidate.admitted = True
+                admitted.append(candidate)
+        return admitted, []
+
 
 @dataclass(eq=False, slots=True)
 class Task:
