@@ -94,7 +94,9 @@ class _NoIo:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", type=int, default=50_000)
     parser.add_argument("--slots", type=int, default=10)
     args = parser.parse_args()

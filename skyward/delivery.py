@@ -2,27 +2,20 @@
 
 Results are unpickled here and the futures' callbacks (user code, joblib's, which pickle and dispatch the next
 batch) run here, so a slow callback never stalls the transport. Outcomes are delivered in the order they were
-handed over: a window's cancellations come after the failure that caused them.
+handed over.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
 from concurrent.futures import InvalidStateError
-from dataclasses import dataclass
 from typing import Any
 
 from skyward import reply as replies
 from skyward.placement import Task
 
 _SHUTDOWN = object()
-
-
-@dataclass(frozen=True, slots=True)
-class _Cancel:
-    tasks: tuple[Task, ...]
 
 
 class Delivery:
@@ -37,10 +30,6 @@ class Delivery:
         """Resolve `task`'s future with `outcome` (a reply from node `where`, or an error)."""
         self._outcomes.put((task, where, outcome))
 
-    def cancel(self, tasks: Sequence[Task]) -> None:
-        """Cancel these tasks' futures, after every outcome handed over before."""
-        self._outcomes.put(_Cancel(tuple(tasks)))
-
     def close(self, timeout: float = 5) -> None:
         self._outcomes.put(_SHUTDOWN)
         self._thread.join(timeout=timeout)
@@ -50,10 +39,6 @@ class Delivery:
             item = self._outcomes.get()
             if item is _SHUTDOWN:
                 return
-            if isinstance(item, _Cancel):
-                for task in item.tasks:
-                    task.future.cancel()
-                continue
             _resolve(*item)
 
 

@@ -96,14 +96,10 @@ class Placement:
         else:
             self.ready.appendleft(task)
 
-    def release(self, task: Task, *, failed: bool = False) -> list[Task]:
-        """`task` is finished, or cancelled before it ran: its window admits the next waiting one. Answers the
-        tasks to cancel when it `failed` in a window that stops at its first error."""
-        if task.window is None:
-            return []
-        admitted, doomed = task.window.leave(task, failed=failed)
-        self.ready.extend(admitted)
-        return doomed
+    def release(self, task: Task, *, failed: bool = False) -> None:
+        """`task` is finished (`failed` or not), or cancelled before it ran: its window admits the next one."""
+        if task.window is not None:
+            self.ready.extend(task.window.leave(task, failed=failed))
 
     def unfinished(self) -> list[Task]:
         """Every task waiting or in flight."""
@@ -114,9 +110,12 @@ class Placement:
 
     @property
     def queued(self) -> int:
-        """Tasks waiting on the client (in the queue, in their node's, reserved, or in a window)."""
-        waiting = sum(len(w.waiting) for w in self.windows)
-        return len(self.ready) + waiting + sum(len(n.pinned) + (n.reserved is not None) for n in self.nodes)
+        """Tasks waiting on the client (in the queue, in their node's, reserved, or in a window), counted one by
+        one (cancelled ones are only dropped where they wait when they come up): for tests and introspection."""
+        waiting = [*self.ready, *(t for w in self.windows for t in w.waiting)]
+        for node in self.nodes:
+            waiting += [*node.pinned, *([node.reserved] if node.reserved else [])]
+        return sum(not task.future.done() for task in waiting)
 
     # --- decisions -----------------------------------------------------------------------------------------
 

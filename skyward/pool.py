@@ -270,7 +270,7 @@ class ComputePool:
         return scheduler.submit(self._encode(fn, args, kwargs))
 
     def window(
-        self, limit: int | None, *, prefetch: bool = True, cancel_on_error: bool = False
+        self, limit: int | None, *, prefetch: bool = True, stop_on_error: bool = False
     ) -> Window:
         """A lane into this pool with at most `limit` tasks in flight at once; the others wait, FIFO.
 
@@ -278,14 +278,14 @@ class ComputePool:
             limit: tasks in flight (queued for a node or running) at once; ``None``: no bound of its own.
             prefetch: ``False`` sends its tasks only to idle slots, so each starts when it is sent
                 (``future.dispatched_at``).
-            cancel_on_error: its first failed task cancels the others.
+            stop_on_error: after its first failed task it admits nothing more (until you cancel it).
 
         Its ``submit`` returns each task's future at once. See `skyward.window.Window`.
         """
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             raise ValueError(f"limit must be an int >= 1 or None, got {limit!r}")
         scheduler = self._require_scheduler()
-        state = scheduler.open_window(limit, prefetch=prefetch, cancel_on_error=cancel_on_error)
+        state = scheduler.open_window(limit, prefetch=prefetch, stop_on_error=stop_on_error)
         return Window(self, scheduler, state)
 
     def submit_to(self, node: int, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:

@@ -32,9 +32,9 @@ class PoolHandle:
         """`ComputePool.submit`."""
         return self._pool.submit(fn, *args, **kwargs)
 
-    def window(self, limit: int | None, *, prefetch: bool = True, cancel_on_error: bool = False) -> Window:
+    def window(self, limit: int | None, *, prefetch: bool = True, stop_on_error: bool = False) -> Window:
         """`ComputePool.window`."""
-        return self._pool.window(limit, prefetch=prefetch, cancel_on_error=cancel_on_error)
+        return self._pool.window(limit, prefetch=prefetch, stop_on_error=stop_on_error)
 
     def submit_to(self, node: int, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:
         """`ComputePool.submit_to`."""

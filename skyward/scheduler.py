@@ -75,7 +75,7 @@ class Scheduler:
     ) -> TaskFuture:
         """Queue a serialized task (in `window` when given); the future resolves with its value or its (remote)
         exception. It stays pending while the task runs remotely, so `future.cancel()` works until the result
-        is in, and reaches the node. A task submitted to a failed or cancelled window is cancelled at once."""
+        is in, and reaches the node. A task submitted to a cancelled window is cancelled at once."""
         future = TaskFuture()
         task = Task(next(self._ids), encoded.payload, future, encoded.blobs, pinned_node, encoded.function)
         if window is not None:
@@ -83,7 +83,7 @@ class Scheduler:
         with self._lock:
             if self._closed:
                 raise SkywardError("the pool is closed")
-            if window is not None and window.halted:
+            if window is not None and window.cancelled:
                 future.cancel()  # no callback yet: nothing runs under the lock
                 return future
             if not self.placement.index.usable:
@@ -100,10 +100,10 @@ class Scheduler:
         return future
 
     def open_window(
-        self, limit: int | None, *, prefetch: bool = True, cancel_on_error: bool = False
+        self, limit: int | None, *, prefetch: bool = True, stop_on_error: bool = False
     ) -> WindowState:
         """A new bound on admitted tasks for one caller (see `skyward.window.Window`)."""
-        window = WindowState(limit, prefetch, cancel_on_error)
+        window = WindowState(limit, prefetch, stop_on_error)
         with self._lock:
             self.placement.windows.add(window)
         return window
@@ -111,7 +111,8 @@ class Scheduler:
     def cancel_window(self, window: WindowState) -> int:
         """Cancel every unfinished task of `window`, which admits nothing more; answers how many were."""
         with self._lock:
-            window.halted = True
+            window.cancelled = True
+            window.waiting.clear()  # they are cancelled below: none will be admitted
             tasks = list(window.members.values())
         return sum(task.future.cancel() for task in tasks)
 
@@ -140,12 +141,10 @@ class Scheduler:
         with self._lock:
             if node.generation != generation or task.epoch != epoch or node.running.get(task.id) is not task:
                 return  # its node went down meanwhile: it was sent again, or failed, already
-            final, doomed = settling.settle_reply(self.placement, task, node, outcome, self._max_task_crashes)
+            final = settling.settle_reply(self.placement, task, node, outcome, self._max_task_crashes)
             if final is not None:
                 task.future._returned(time.monotonic())
                 self._delivery.put(task, node.name, final)
-                if doomed:
-                    self._delivery.cancel(doomed)  # after the failure that caused it
             placed = self._place_locked((node,))
         self._go(placed)
 
@@ -196,10 +195,8 @@ class Scheduler:
     def _settle_locked(self, node: NodeSlots, failed: Sequence[tuple[Task, BaseException]]) -> _Placed:
         """Hand a node event's failures to the delivery thread, then place what can go now."""
         for task, error in failed:
-            doomed = self.placement.release(task, failed=True)
+            self.placement.release(task, failed=True)
             self._delivery.put(task, node.name, error)
-            if doomed:
-                self._delivery.cancel(doomed)
         return self._place_locked((node,))
 
     def node_restarted(self, index: int, link: NodeLink) -> None:

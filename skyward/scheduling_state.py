@@ -19,40 +19,47 @@ class WindowState:
 
     limit: int | None  # None: no bound of its own (the nodes' slots and queues bound what runs)
     prefetch: bool = True  # its tasks may wait in a node's queue (False: they start when they are sent)
-    cancel_on_error: bool = False
+    stop_on_error: bool = False
     in_flight: int = 0  # admitted: in the client queue or on a node
-    halted: bool = False  # failed or cancelled: admits nothing more
+    stopped: bool = False  # a task failed (with `stop_on_error`): admits nothing more; new tasks wait
+    cancelled: bool = False  # `Window.cancel`: admits nothing more; new tasks are cancelled at once
     waiting: deque[Task] = field(default_factory=deque)  # not admitted yet, FIFO
     members: dict[str, Task] = field(default_factory=dict)  # its unfinished tasks, waiting or admitted
 
     def join(self, task: Task) -> bool:
         """A new task of this window: answers whether it is admitted now (else it waits its turn)."""
         self.members[task.id] = task
-        if self.limit is None or self.in_flight < self.limit:
+        if self._open and (self.limit is None or self.in_flight < self.limit):
             self.in_flight += 1
             task.admitted = True
             return True
         self.waiting.append(task)
         return False
 
-    def leave(self, task: Task, *, failed: bool) -> tuple[list[Task], list[Task]]:
-        """`task` is finished, or cancelled before it ran. Answers the tasks admitted in its place and, when it
-        `failed` and the window stops at its first error, the tasks to cancel (it then admits nothing more)."""
+    @property
+    def _open(self) -> bool:
+        return not (self.stopped or self.cancelled)
+
+    def leave(self, task: Task, *, failed: bool) -> list[Task]:
+        """`task` is finished, or cancelled before it ran: answers the tasks admitted in its place. When it
+        `failed` and the window stops at its first error, it admits nothing more.
+
+        (Stopping does not cancel the waiting tasks: resolving any future before the caller has seen this
+        failure could show it another outcome first. The caller cancels, e.g. joblib when it aborts a call.)"""
         self.members.pop(task.id, None)
         if task.admitted:
             task.admitted = False
             self.in_flight -= 1
-        if failed and self.cancel_on_error and not self.halted:
-            self.halted = True
-            return [], list(self.members.values())
+        if failed and self.stop_on_error:
+            self.stopped = True
         admitted: list[Task] = []
-        while not self.halted and self.waiting and (self.limit is None or self.in_flight < self.limit):
+        while self._open and self.waiting and (self.limit is None or self.in_flight < self.limit):
             candidate = self.waiting.popleft()
             if not candidate.future.done():  # else cancelled while it waited
                 self.in_flight += 1
                 candidate.admitted = True
                 admitted.append(candidate)
-        return admitted, []
+        return admitted
 
 
 @dataclass(eq=False, slots=True)

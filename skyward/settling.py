@@ -31,23 +31,24 @@ Outcome = replies.Reply | BaseException
 
 def settle_reply(
     placement: Placement, task: Task, node: NodeSlots, outcome: Outcome, max_task_crashes: int
-) -> tuple[Outcome | None, list[Task]]:
+) -> Outcome | None:
     """`node` answered `task` (or running it failed): take it off the node. Returns the outcome to deliver
-    (``None``: it is placed again) and the tasks its window cancels for this failure."""
+    (``None``: it is placed again)."""
     stolen = placement.unplace(task, node)
     if stolen and isinstance(outcome, replies.Cancelled):
         if not task.future.done():  # withdrawn before it started: run it elsewhere
             placement.requeue(task)
-            return None, []
+            return None
     elif isinstance(outcome, replies.Crashed):  # its process slot died under it; the agent lives on
         error = charge_crash(task, node, outcome.exit_code, outcome.signal, outcome.output, max_task_crashes)
         if error is None:
             placement.requeue(task)
-            return None, []
+            return None
         outcome = error
     elif not isinstance(outcome, BaseException):
         node.idle_crashes = 0
-    return outcome, placement.release(task, failed=isinstance(outcome, BaseException | replies.Error))
+    placement.release(task, failed=isinstance(outcome, BaseException | replies.Error))
+    return outcome
 
 
 def lose_node(placement: Placement, node: NodeSlots, reason: str, *, retries: int) -> list[Failure]:

@@ -29,9 +29,11 @@ class Window:
         prefetch: whether its tasks may wait in a node's queue behind running ones (see the pool's
             ``prefetch``). ``False``: a task is sent only to a node with an idle slot, so it starts when it is
             sent, and ``future.dispatched_at`` is its start: for work timed from its start.
-        cancel_on_error: the first task that fails (an exception, a crash, its node lost) cancels every other
-            task of the window, after its own failure is delivered; later submissions are cancelled at once.
-            Cancelling a task yourself is not a failure.
+        stop_on_error: the first task that fails (an exception, a crash, its node lost) stops the window: it
+            admits nothing more, and its waiting tasks (and later submissions) wait until you `cancel` it; tasks
+            already admitted go on. It does not cancel them itself: a future resolved before you have seen the
+            failure would show you another outcome first (joblib, which aborts a call at its first error, relies
+            on that). Cancelling a task yourself is not a failure.
 
     Example::
 
@@ -51,9 +53,9 @@ class Window:
         """Run ``fn(*args, **kwargs)`` once the window has room; returns its future at once.
 
         Raises as `ComputePool.submit` does (an unserializable call, a closed pool, no node left). A task
-        submitted after the window was cancelled, or failed with ``cancel_on_error``, is cancelled at once.
+        submitted after the window was cancelled is cancelled at once.
         """
-        if self._state.halted:
+        if self._state.cancelled:
             return _cancelled()
         return self._scheduler.submit(self._pool._encode(fn, args, kwargs), window=self._state)
 
@@ -71,8 +73,8 @@ class Window:
         return self._state.prefetch
 
     @property
-    def cancel_on_error(self) -> bool:
-        return self._state.cancel_on_error
+    def stop_on_error(self) -> bool:
+        return self._state.stop_on_error
 
     @property
     def in_flight(self) -> int:
@@ -85,9 +87,14 @@ class Window:
         return len(self._state.members) - self._state.in_flight
 
     @property
+    def stopped(self) -> bool:
+        """Whether a task failed in a window with ``stop_on_error``: it admits nothing more."""
+        return self._state.stopped
+
+    @property
     def cancelled(self) -> bool:
-        """Whether the window admits nothing more (cancelled, or stopped by an error)."""
-        return self._state.halted
+        """Whether `cancel` was called: the window admits nothing more, and new tasks are cancelled at once."""
+        return self._state.cancelled
 
     def __repr__(self) -> str:
         return f"Window(limit={self.limit}, in_flight={self.in_flight}, waiting={self.waiting})"

@@ -110,8 +110,7 @@ def test_work_stealing_takes_the_newest_queued_task_of_the_busiest_node() -> Non
     assert steals == [(movable[1], placement.nodes[0])]
     assert placement.plan_steals() == []  # one idle slot, one steal pending
     # the node answers that it dropped it: it is placed again, on the idle node
-    outcome, doomed = settle_reply(placement, movable[1], placement.nodes[0], replies.Cancelled(), 3)
-    assert outcome is None and doomed == []
+    assert settle_reply(placement, movable[1], placement.nodes[0], replies.Cancelled(), 3) is None
     assert placement.assign([placement.nodes[0]]) == [movable[1]] and movable[1].node == 1
     assert first[0].node == 0 and pinned_behind.node == 0
 
@@ -156,14 +155,17 @@ def test_a_window_admits_at_most_its_limit_in_fifo_order() -> None:
     assert window.in_flight == 2 and not window.waiting
 
 
-def test_a_window_that_stops_at_its_first_error_returns_the_rest_to_cancel() -> None:
+def test_a_window_that_stops_at_its_first_error_admits_nothing_more() -> None:
     placement = Placement(nodes(1, capacity=1))
-    window = WindowState(limit=1, cancel_on_error=True)
+    window = WindowState(limit=1, stop_on_error=True)
     failing, waiting = task(window=window), task(window=window)
     submit(placement, failing, waiting)
-    outcome, doomed = settle_reply(placement, failing, placement.nodes[0], ValueError("boom"), 3)
-    assert isinstance(outcome, ValueError) and doomed == [waiting]
-    assert window.halted and list(placement.ready) == []  # nothing more admitted
+    outcome = settle_reply(placement, failing, placement.nodes[0], ValueError("boom"), 3)
+    assert isinstance(outcome, ValueError)
+    assert window.stopped and list(placement.ready) == []  # nothing more admitted
+    later = task(window=window)
+    placement.enqueue(later)
+    assert list(window.waiting) == [waiting, later] and not waiting.future.done()  # the caller cancels them
 
 
 def test_an_error_in_an_ordinary_window_admits_the_next() -> None:
@@ -171,8 +173,8 @@ def test_an_error_in_an_ordinary_window_admits_the_next() -> None:
     window = WindowState(limit=1)
     failing, waiting = task(window=window), task(window=window)
     submit(placement, failing, waiting)
-    _, doomed = settle_reply(placement, failing, placement.nodes[0], ValueError("boom"), 3)
-    assert doomed == [] and placement.assign([placement.nodes[0]]) == [waiting]
+    settle_reply(placement, failing, placement.nodes[0], ValueError("boom"), 3)
+    assert not window.stopped and placement.assign([placement.nodes[0]]) == [waiting]
 
 
 def test_a_lost_nodes_tasks_go_elsewhere_until_out_of_retries() -> None:

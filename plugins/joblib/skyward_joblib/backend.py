@@ -136,14 +136,14 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         if self.task_timeout is not None and parallel is not None and parallel.timeout is None:
             parallel.timeout = self.task_timeout
         # A fresh window per call: late completions of an aborted call cannot touch the next one. It stops at the
-        # first error, as joblib aborts the whole call then. Below the pool's slots it runs exactly `concurrency`
+        # first error (starts nothing more), and joblib then aborts the whole call, cancelling the window. Below the pool's slots it runs exactly `concurrency`
         # batches (n_jobs=3 runs 3); from all of its slots up, the nodes' slots already bound what runs, and the
         # nodes' queues (the pool's ``prefetch``) fill too, so a slot that finishes starts its next batch without
         # waiting for this client. With a timeout, nothing waits in the nodes' queues: a batch that reaches a node
         # starts there, and its clock with it.
         timed = parallel is not None and parallel.timeout is not None
         limit = concurrency if timed or concurrency < pool.total_slots else None
-        self._window = pool.window(limit, prefetch=not timed, cancel_on_error=True)
+        self._window = pool.window(limit, prefetch=not timed, stop_on_error=True)
         self._call_pool = pool
         if timed and parallel is not None and str(parallel.pre_dispatch).replace(" ", "") == "2*n_jobs":
             # joblib may time a batch that waits behind others on this client (in generator_unordered mode it
@@ -196,7 +196,7 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         if ensure_ready and self._call_pool is not None:
             try:
                 self._window = self._call_pool.window(
-                    window.limit, prefetch=window.prefetch, cancel_on_error=window.cancel_on_error
+                    window.limit, prefetch=window.prefetch, stop_on_error=window.stop_on_error
                 )
             except SkywardError:  # the pool has ended: the next call's configure says so
                 self._window = None
