@@ -29,6 +29,7 @@ from skyward.recovery import NodeRecovery
 from skyward.scheduler import NodeSlots, Scheduler, TaskFuture, TransferStats
 from skyward.spec import ClusterSpec, Resources, Worker, check_honoured, resource_spellings
 from skyward.transport import NodeLink
+from skyward.window import Window
 
 R = TypeVar("R")
 
@@ -205,7 +206,6 @@ class ComputePool:
             retries=self.retries,
             max_task_crashes=self.max_task_crashes,
             id_prefix=self.cluster.pool_id,
-            blob_index=self._blob_index,
             on_node_down=recovery.on_node_down,
         )
         recovery.scheduler = self._scheduler
@@ -269,13 +269,24 @@ class ComputePool:
         scheduler = self._require_scheduler()
         return scheduler.submit(self._encode(fn, args, kwargs))
 
-    def submit_timed(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:
-        """Like `submit`, for work timed from its dispatch: it is sent only to an idle slot, so it starts when sent.
+    def window(
+        self, limit: int | None, *, prefetch: bool = True, stop_on_error: bool = False
+    ) -> Window:
+        """A lane into this pool with at most `limit` tasks in flight at once; the others wait, FIFO.
 
-        (`submit` may place a task in a node's queue, behind a running one: see ``prefetch``.)
+        Args:
+            limit: tasks in flight (queued for a node or running) at once; ``None``: no bound of its own.
+            prefetch: ``False`` sends its tasks only to idle slots, so each starts when it is sent
+                (``future.dispatched_at``).
+            stop_on_error: after its first failed task it admits nothing more (until you cancel it).
+
+        Its ``submit`` returns each task's future at once. See `skyward.window.Window`.
         """
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise ValueError(f"limit must be an int >= 1 or None, got {limit!r}")
         scheduler = self._require_scheduler()
-        return scheduler.submit(self._encode(fn, args, kwargs), idle_slot_only=True)
+        state = scheduler.open_window(limit, prefetch=prefetch, stop_on_error=stop_on_error)
+        return Window(self, scheduler, state)
 
     def submit_to(self, node: int, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:
         """Run ``fn(*args, **kwargs)`` on the node of index `node` (see `nodes`); returns its future."""
@@ -322,11 +333,6 @@ class ComputePool:
     def total_slots(self) -> int:
         """Slots of the live nodes: nodes x concurrency while none is lost."""
         return self._scheduler.total_slots if self._scheduler is not None else 0
-
-    @property
-    def dispatch_capacity(self) -> int:
-        """Tasks the live nodes hold at once: `total_slots` plus what each node keeps queued (``prefetch``)."""
-        return self._scheduler.dispatch_capacity if self._scheduler is not None else 0
 
     @property
     def concurrency(self) -> int:

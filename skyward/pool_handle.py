@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from skyward.providers.base import NodeInfo
     from skyward.scheduler import TaskFuture, TransferStats
     from skyward.spec import ClusterSpec
+    from skyward.window import Window
 
 R = TypeVar("R")
 
@@ -31,9 +32,9 @@ class PoolHandle:
         """`ComputePool.submit`."""
         return self._pool.submit(fn, *args, **kwargs)
 
-    def submit_timed(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:
-        """`ComputePool.submit_timed`."""
-        return self._pool.submit_timed(fn, *args, **kwargs)
+    def window(self, limit: int | None, *, prefetch: bool = True, stop_on_error: bool = False) -> Window:
+        """`ComputePool.window`."""
+        return self._pool.window(limit, prefetch=prefetch, stop_on_error=stop_on_error)
 
     def submit_to(self, node: int, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:
         """`ComputePool.submit_to`."""
@@ -54,10 +55,6 @@ class PoolHandle:
     @property
     def total_slots(self) -> int:
         return self._pool.total_slots
-
-    @property
-    def dispatch_capacity(self) -> int:
-        return self._pool.dispatch_capacity
 
     @property
     def concurrency(self) -> int:

@@ -149,7 +149,7 @@ def labelled(seconds: float, label: str) -> tuple[str, str, float]:
 
 def test_the_next_task_waits_on_the_node_while_its_slot_is_busy() -> None:
     with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1), prefetch=1) as pool:
-        assert pool.dispatch_capacity == 2 and pool.total_slots == 1
+        assert pool.prefetch == 1 and pool.total_slots == 1
         first = timed(0.5, 0) > pool
         second = timed(0.0, 1) > pool
         third = timed(0.0, 2) > pool

@@ -8,24 +8,25 @@ The first task error (or a ``timeout``) makes joblib call ``abort_everything``.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from joblib._parallel_backends import AutoBatchingMixin, ParallelBackendBase
 
 from skyward import current_pool
 from skyward.blobs import SHARED, BlobPolicy
-from skyward.errors import NoActivePool
+from skyward.errors import NoActivePool, SkywardError
 from skyward.payload import WithBlobPolicy
 from skyward_joblib.nested import NestedBackend
-from skyward_joblib.window import BatchFuture, BatchWindow
 
 if TYPE_CHECKING:
     from joblib import Parallel
 
     from skyward import ComputePool
+    from skyward.futures import TaskFuture
+    from skyward.window import Window
 
 NOT_CONFIGURED = "skyward backend not configured: use it inside a ComputePool block"
 
@@ -76,7 +77,8 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         self.pool = pool
         self.task_timeout = task_timeout
         self.parallel: Parallel | None = None
-        self._window: BatchWindow | None = None
+        self._window: Window | None = None  # this call's lane into the pool
+        self._call_pool: ComputePool | None = None  # the pool of this call
         self._blob_policy = SHARED
         # How long the batch whose outcome this thread is delivering ran on the pool; see `batch_completed`.
         self._completing = threading.local()
@@ -133,10 +135,16 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         )
         if self.task_timeout is not None and parallel is not None and parallel.timeout is None:
             parallel.timeout = self.task_timeout
-        # A fresh window per call: late completions of an aborted call cannot touch the next one. With a timeout,
-        # nothing waits in the nodes' queues: a batch that reaches a node starts there, and its clock with it.
+        # A fresh window per call: late completions of an aborted call cannot touch the next one. It stops at the
+        # first error (starts nothing more), and joblib then aborts the whole call, cancelling the window. Below the pool's slots it runs exactly `concurrency`
+        # batches (n_jobs=3 runs 3); from all of its slots up, the nodes' slots already bound what runs, and the
+        # nodes' queues (the pool's ``prefetch``) fill too, so a slot that finishes starts its next batch without
+        # waiting for this client. With a timeout, nothing waits in the nodes' queues: a batch that reaches a node
+        # starts there, and its clock with it.
         timed = parallel is not None and parallel.timeout is not None
-        self._window = BatchWindow(pool, concurrency if timed else _window_limit(pool, concurrency), timed=timed)
+        limit = concurrency if timed or concurrency < pool.total_slots else None
+        self._window = pool.window(limit, prefetch=not timed, stop_on_error=True)
+        self._call_pool = pool
         if timed and parallel is not None and str(parallel.pre_dispatch).replace(" ", "") == "2*n_jobs":
             # joblib may time a batch that waits behind others on this client (in generator_unordered mode it
             # watches an arbitrary handed-over batch). Hand over no more batches than run at once: every batch
@@ -144,26 +152,36 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
             parallel.pre_dispatch = concurrency
         return _planned(concurrency, n_jobs)
 
-    def submit(self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None) -> BatchFuture:
+    def submit(self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None) -> Future[Any]:
         """Send one batch to the pool; `callback` runs with its future when it ends (success or not)."""
-        if self._window is None:
+        window = self._window
+        if window is None:
             raise RuntimeError("SkywardBackend.submit called before configure()")
-        on_dispatch = functools.partial(_restart_timeout_clock, callback) if callback is not None else None
-        future = self._window.submit(WithBlobPolicy(func, self._blob_policy), on_dispatch)
+        try:
+            future: Future[Any] = window.submit(WithBlobPolicy(func, self._blob_policy))
+        except Exception as exc:  # noqa: BLE001 - e.g. unpicklable arguments: the batch fails, not its sender
+            future = Future()
+            future.set_exception(exc)
+            if callback is not None:
+                future.add_done_callback(callback)  # joblib registers the error (and aborts) first
+            window.cancel()  # as the window does at a batch's error: nothing more of this call starts
+            return future
         if callback is not None:
+            if not window.prefetch:  # timed (joblib's timeout=): count from when the batch reaches a node
+                _time_from_dispatch(callback, future)  # type: ignore[arg-type]
             future.add_done_callback(callback)
         return future
 
-    def retrieve_result_callback(self, out: BatchFuture) -> Any:
+    def retrieve_result_callback(self, out: Future[Any]) -> Any:
         """The batch's results, or its exception (with the remote traceback) raised."""
-        self._completing.run_seconds = out.run_seconds
+        self._completing.run_seconds = getattr(out, "run_seconds", None)
         return out.result()
 
     def batch_completed(self, batch_size: int, duration: float) -> None:
         # joblib measures from `submit`, which counts the time a batch waited in the window behind n_jobs others
         # (about one batch duration with the default pre_dispatch): that would halve the batch sizes it picks.
         # joblib calls this right after `retrieve_result_callback`, on the same thread: use the time the batch
-        # really spent on the pool.
+        # really spent on a node (`TaskFuture.run_seconds`, from its dispatch until its outcome came back).
         run_seconds = getattr(self._completing, "run_seconds", None)
         self._completing.run_seconds = None
         super().batch_completed(batch_size, run_seconds if run_seconds is not None else duration)
@@ -173,15 +191,20 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         window = self._window
         if window is None:
             return
-        # The cancelled window stays halted: a batch a racing callback still submits waits there, never runs.
-        window.cancel_all()
-        if ensure_ready:
-            self._window = window.renewed()
+        # The cancelled window admits nothing more: a batch a racing callback still submits is cancelled at once.
+        window.cancel()
+        if ensure_ready and self._call_pool is not None:
+            try:
+                self._window = self._call_pool.window(
+                    window.limit, prefetch=window.prefetch, stop_on_error=window.stop_on_error
+                )
+            except SkywardError:  # the pool has ended: the next call's configure says so
+                self._window = None
 
     def terminate(self) -> None:
         # Nothing is left in flight after a finished call; after an abandoned one, whatever is left goes.
         if self._window is not None:
-            self._window.cancel_all()
+            self._window.cancel()
             self._window = None
         self.reset_batch_stats()
 
@@ -214,28 +237,31 @@ def blob_policy(max_nbytes: int | None, mmap_mode: str | None) -> BlobPolicy:
     return BlobPolicy(share_above=int(max_nbytes))
 
 
-def _restart_timeout_clock(batch_callback: object) -> None:
-    """Make joblib's ``timeout`` count from now, when the batch reaches a node.
+class _SecondsSinceDispatch:
+    """Stands in for the start of joblib's ``timeout`` clock of one batch, so that it counts from when the
+    batch reaches a node, not while it waits on this client.
 
-    joblib starts a batch's clock the first time its retrieval loop looks at the batch, which (in
-    ``generator_unordered`` mode) may be while it still waits behind others on this client. Clearing the start
-    makes the loop start it again at its next look (every 10 ms). `BatchCompletionCallBack` keeps it in
-    ``_completion_timeout_counter`` (joblib 1.5 and 1.6; tests/test_joblib_timeout_clock.py fails if that moves).
+    joblib starts a batch's clock the first time its retrieval loop looks at the batch (which, in
+    ``generator_unordered`` mode, may be while it still waits behind others) and compares ``now - start`` with the
+    timeout. This object answers ``now - self`` with the seconds since the batch was last sent to a node (0 while
+    it waits; a batch sent again after its node was lost gets a fresh clock), read from the task's public
+    `TaskFuture.dispatched_at`. `BatchCompletionCallBack` keeps the start in ``_completion_timeout_counter``
+    (joblib 1.5 and 1.6; tests/test_joblib_timeout_clock.py fails if that moves). When joblib itself resets it
+    (``generator_unordered``, after another batch completed), its own clock takes over from its next look.
     """
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: TaskFuture) -> None:
+        self._future = future
+
+    def __rsub__(self, now: float) -> float:
+        return self._future.seconds_since_dispatch()
+
+
+def _time_from_dispatch(batch_callback: object, future: TaskFuture) -> None:
     if hasattr(batch_callback, "_completion_timeout_counter"):
-        batch_callback._completion_timeout_counter = None  # type: ignore[attr-defined]
-
-
-def _window_limit(pool: ComputePool, concurrency: int) -> int:
-    """Batches of one call kept on the pool at once.
-
-    Below the pool's slots, exactly `concurrency`: ``n_jobs=3`` runs 3 batches. From all of its slots up, the
-    nodes' slots already bound what runs, so the window also fills their queues (the pool's ``prefetch``): a
-    slot that finishes starts its next batch without waiting for this client.
-    """
-    if concurrency < pool.total_slots:
-        return concurrency
-    return concurrency + pool.dispatch_capacity - pool.total_slots
+        batch_callback._completion_timeout_counter = _SecondsSinceDispatch(future)  # type: ignore[attr-defined]
 
 
 def _planned(concurrency: int, n_jobs: int | None) -> int:
