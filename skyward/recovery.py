@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 
 from skyward.errors import describe_exit
-from skyward.providers.base import Deployment, StartedNode
+from skyward.link import Link
+from skyward.providers.base import Deployment
 from skyward.scheduler import Scheduler
-from skyward.transport import NodeLink
 
 logger = logging.getLogger("skyward.recovery")
 
@@ -34,8 +34,8 @@ class NodeRecovery:
     def __init__(
         self,
         deployment: Deployment,
-        links: list[NodeLink],
-        make_link: Callable[[StartedNode], NodeLink],
+        links: list[Link],
+        make_link: Callable[[int], Link],
         *,
         lease: float,
         restart: bool,
@@ -101,10 +101,10 @@ class NodeRecovery:
             return
         name = scheduler.nodes[index].name
         started_at = time.monotonic()
-        link: NodeLink | None = None
+        link: Link | None = None
         try:
-            started = await asyncio.to_thread(self._deployment.restart, index)
-            link = self._make_link(started)
+            await asyncio.to_thread(self._deployment.restart, index)
+            link = self._make_link(index)
             await link.connect()
         except asyncio.CancelledError:  # the pool is closing
             if link is not None:
@@ -132,7 +132,7 @@ class NodeRecovery:
             task.cancel()
 
 
-async def _beat(link: NodeLink, timeout: float) -> bool:
+async def _beat(link: Link, timeout: float) -> bool:
     try:
         async with asyncio.timeout(timeout):
             return await link.heartbeat()

@@ -39,8 +39,8 @@ from skyward import reply as replies
 from skyward.blobs import BlobIndex
 from skyward.errors import NodeLost, SkywardError, WorkerCrashed, describe_exit
 from skyward.ioloop import EventLoopThread
+from skyward.link import Link, LinkError
 from skyward.payload import EncodedTask
-from skyward.transport import LinkError, NodeLink
 
 logger = logging.getLogger("skyward.scheduler")
 
@@ -95,7 +95,7 @@ class NodeSlots:
     index: int
     name: str
     capacity: int
-    link: NodeLink
+    link: Link
     prefetch: int = 0
     alive: bool = True
     recovering: bool = False  # down, being checked or restarted: its tasks and pinned work may wait for it
@@ -457,7 +457,7 @@ class Scheduler:
         self._finish_settling(node, failed, to_send)
         return again
 
-    def node_restarted(self, index: int, link: NodeLink) -> None:
+    def node_restarted(self, index: int, link: Link) -> None:
         """Node `index` runs again, a fresh process behind `link`: it holds no task and no blob."""
         node = self.nodes[index]
         with self._lock:
