@@ -46,11 +46,14 @@ class InProcess:
         slots: makes each node's slots; ``None``: the real ones of the pool's `sky.Worker` (thread slots named
             after their node, or process slots).
         reply_cache_bytes: each agent's reply cache (`TaskRunner`).
+        launched: the deployments it started, latest last: where a test or the simulation reaches its nodes
+            (`InProcessDeployment.lose`, `crash`, `node_cpu_seconds`).
     """
 
     latency: float = 0.0
     slots: SlotsFactory | None = None
     reply_cache_bytes: int = 64 * 1024 * 1024
+    launched: list[InProcessDeployment] = field(default_factory=list, compare=False, repr=False)
     name: str = field(default="in-process", init=False)
     shares_client_files: bool = field(default=True, init=False)
 
@@ -63,7 +66,9 @@ class InProcess:
         from skyward.providers.local import check_image  # this interpreter, as Local's nodes
 
         check_image(image)
-        return InProcessDeployment(self, cluster)
+        deployment = InProcessDeployment(self, cluster)
+        self.launched.append(deployment)
+        return deployment
 
 
 class InProcessDeployment:
