@@ -140,7 +140,7 @@ def test_heartbeat_and_a_lost_node(deployment: InProcessDeployment, release: tup
         await asyncio.sleep(0.05)
         await asyncio.to_thread(deployment.lose, 0)
         with pytest.raises(LinkError) as during:
-            await in_flight
+            await asyncio.wait_for(in_flight, 10)
         with pytest.raises(LinkError) as after:
             await link.heartbeat()
         return beat, during.value, after.value

@@ -212,3 +212,14 @@ def test_a_started_task_is_never_withdrawn_by_a_steal(tmp_path: Path) -> None:
         assert Path(marker).exists()
     finally:
         slots.shutdown()
+
+
+def test_a_node_that_stops_answering_is_lost_by_its_heartbeats() -> None:
+    # A frozen host: its provider still sees it running and no link error comes; only heartbeats tell.
+    provider = InProcess()
+    with sky.ComputePool(provider=provider, nodes=2, worker=sky.Worker(concurrency=1), lease=2.0) as pool:
+        frozen = pool.nodes[1].name
+        provider.launched[-1].freeze(1)
+        results = [f.result(timeout=30) for f in [timed(0.05, i) > pool for i in range(6)]]
+        assert {node for node, *_ in results} == {pool.nodes[0].name}
+        assert [n.name for n in pool.nodes] == [pool.nodes[0].name] and frozen not in {n.name for n in pool.nodes}

@@ -38,6 +38,7 @@ class InProcessNode:
         self.host = host
         self.latency = latency  # seconds added to each message, each way
         self.alive = True
+        self.frozen = False  # takes messages and never answers (a frozen host, a link cut without a reset)
         self.exit: WorkerExit | None = None  # how its agent ended, when it "crashed" (see `crash_here`)
         self._slots = slots
         self._waiting: dict[asyncio.Future[Any], Mailbox] = {}  # asks not answered yet, and where to answer
@@ -53,6 +54,8 @@ class InProcessNode:
             outbox.post(_settle, future, LinkError(f"node {self.name} is unreachable"))
             return
         self._waiting[future] = outbox
+        if self.frozen:
+            return
         runner = self.runner
         try:
             if kind == "run":
@@ -70,6 +73,8 @@ class InProcessNode:
             self._answer(future, LinkError(f"node {self.name} refused {kind}: {type(exc).__name__}: {exc}"))
 
     def _answer(self, future: asyncio.Future[Any], outcome: object) -> None:
+        if self.frozen:
+            return
         outbox = self._waiting.pop(future, None)
         if outbox is None:  # the node went down meanwhile: the ask has failed already
             return

@@ -74,8 +74,8 @@ class InProcess:
 class InProcessDeployment:
     """The in-process nodes of one pool, on one `NodeHost` thread.
 
-    Besides the `skyward.providers.base.Deployment` protocol, `lose` and `crash` take a node down as a lost
-    machine or a crashed agent would (for tests and the simulation), and `node_cpu_seconds` tells how much CPU
+    Besides the `skyward.providers.base.Deployment` protocol, `lose`, `freeze` and `crash` take a node down as
+    a lost machine, a frozen host or a crashed agent would (for tests and the simulation), and `node_cpu_seconds` tells how much CPU
     the nodes' own work used.
     """
 
@@ -147,6 +147,12 @@ class InProcessDeployment:
         self._gone.add(index)
         node = self._served[index]
         self.host.call(lambda: node.down_here(reason))
+
+    def freeze(self, index: int) -> None:
+        """Node `index` stops answering anything, while it looks alive to its provider (a frozen host): only
+        the pool's heartbeats can tell."""
+        node = self._served[index]
+        self.host.call(lambda: setattr(node, "frozen", True))
 
     def crash(self, index: int, exit_code: int = 1, output: tuple[str, ...] = ()) -> None:
         """Take node `index`'s agent down as a crash would (its "machine" stays): the pool may restart it."""
