@@ -130,7 +130,7 @@ def test_cancel_withdraws_a_queued_task(
 
 
 def test_heartbeat_and_a_lost_node(deployment: InProcessDeployment, release: tuple[str, threading.Event]) -> None:
-    key, event = release
+    key, _ = release
 
     async def go() -> tuple[bool, BaseException, BaseException]:
         link = deployment.link(0, b"")
