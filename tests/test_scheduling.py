@@ -184,7 +184,7 @@ def test_prefetch_zero_keeps_tasks_on_the_client() -> None:
 
 def test_tasks_queued_behind_a_long_task_are_stolen_by_an_idle_node() -> None:
     with in_process(2, 1, prefetch=2) as pool:
-        long = labelled(3.0, "long") > pool
+        long = labelled(2.0, "long") > pool  # in-process nodes start at once: 2 s leaves a second of margin
         time.sleep(0.2)  # it runs on one node; everything after it is short
         shorts = [labelled(0.05, f"short-{i}") > pool for i in range(6)]
         short_results = [f.result(timeout=30) for f in shorts]
