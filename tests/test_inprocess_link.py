@@ -15,6 +15,7 @@ from skyward import reply as replies
 from skyward.blobs import BlobIndex
 from skyward.image import Image
 from skyward.inprocess import InProcess, InProcessDeployment, InProcessLink, current_node
+from skyward.inprocess.host import DelayLine
 from skyward.link import Link, LinkError
 from skyward.payload import encode_task
 from skyward.spec import ClusterSpec, Resources, Worker
@@ -191,6 +192,24 @@ def test_latency_is_added_each_way() -> None:
         assert _run(go()) >= 0.1  # a lower bound: never flaky on a slow machine
     finally:
         deployment.close()
+
+
+def test_a_delay_line_runs_calls_in_order_and_never_early() -> None:
+    async def go() -> list[tuple[str, float, float]]:
+        loop = asyncio.get_running_loop()
+        line, seen, start = DelayLine(loop), [], loop.time()
+
+        def note(name: str, due: float) -> None:
+            seen.append((name, due, loop.time()))
+
+        for name, delay in (("a", 0.05), ("b", 0.10), ("late-added, early", 0.02)):
+            line.add_at(start + delay, note, name, start + delay)
+        await asyncio.sleep(0.3)
+        return seen
+
+    seen = _run(go())
+    assert [name for name, _, _ in seen] == ["a", "b", "late-added, early"]  # FIFO: after b, never before its time
+    assert all(ran >= due for _, due, ran in seen)
 
 
 def test_linkerror_is_one_class_wherever_imported() -> None:

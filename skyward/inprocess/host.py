@@ -11,8 +11,51 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+
+class DelayLine:
+    """Calls run at given times on `loop`, in the order they were added: one timer for all of them.
+
+    For delays that are the same for every call (a link's latency, a virtual slot's hold time), the times come in
+    order, so a queue replaces asyncio's timer heap: with 10,000 tasks held at once, every heap operation would
+    cost a dozen Python-level comparisons. A call added out of order runs right after the one added before it (late by the
+    disorder, never early). Use it on `loop`'s thread only.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: deque[tuple[float, Callable[..., object], tuple[Any, ...]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def shared(cls, loop: asyncio.AbstractEventLoop, key: object) -> DelayLine:
+        """The line of `loop` for `key` (e.g. a hold time), made on first use."""
+        lines = _LINES.setdefault(loop, {})
+        line = lines.get(key)
+        if line is None:
+            line = lines[key] = cls(loop)
+        return line
+
+    def add_at(self, when: float, fn: Callable[..., object], *args: Any) -> None:
+        self._due.append((when, fn, args))
+        if self._timer is None:
+            self._timer = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        due, now = self._due, self._loop.time()
+        while due and due[0][0] <= now:
+            _, fn, args = due.popleft()
+            fn(*args)
+        if due:
+            self._timer = self._loop.call_at(due[0][0], self._fire)
+
+
+_LINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[object, DelayLine]] = weakref.WeakKeyDictionary()
 
 
 class Mailbox:
@@ -24,6 +67,7 @@ class Mailbox:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._later = DelayLine(loop)
         self._lock = threading.Lock()
         self._calls: list[tuple[float, Callable[..., object], tuple[Any, ...]]] = []
         self._wakeup_pending = False
@@ -46,7 +90,7 @@ class Mailbox:
         now = self._loop.time()
         for not_before, fn, args in calls:
             if not_before > now:
-                self._loop.call_at(not_before, fn, *args)
+                self._later.add_at(not_before, fn, *args)
             else:
                 fn(*args)
 
@@ -57,6 +101,7 @@ class NodeHost:
     def __init__(self, name: str = "skyward-inprocess-nodes") -> None:
         self.loop = asyncio.new_event_loop()
         self.inbox = Mailbox(self.loop)  # what clients send to the nodes hosted here
+        self.replies_later = DelayLine(self.loop)  # replies held for the links' latency
         self._outboxes: dict[asyncio.AbstractEventLoop, Mailbox] = {}
         self._lock = threading.Lock()
         started = threading.Event()

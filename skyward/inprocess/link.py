@@ -79,7 +79,7 @@ class InProcessNode:
         if outbox is None:  # the node went down meanwhile: the ask has failed already
             return
         if self.latency:
-            self.host.loop.call_later(self.latency, outbox.post, _settle, future, outcome)
+            self.host.replies_later.add_at(self.host.loop.time() + self.latency, outbox.post, _settle, future, outcome)
         else:
             outbox.post(_settle, future, outcome)
 

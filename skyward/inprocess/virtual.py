@@ -1,9 +1,10 @@
-"""Virtual slots for simulated nodes: each task is held for a set time on the event loop's timers, then run.
+"""Virtual slots for simulated nodes: each task is held for a set time on the node's event loop, then run.
 
-A thousand nodes of ten slots would otherwise be ten thousand threads. A virtual slot is a count and a timer: a
-task starts when a slot is free (first come, first served, as in `ThreadSlots`), is held `seconds`, and then
-runs for real (`skyward.worker.execute`: decoded, called, its reply encoded), so the client gets the bytes a
-real node sends. Used by ``benchmarks/simulate.py`` through `skyward.inprocess.InProcess(slots=...)`.
+A thousand nodes of ten slots would otherwise be ten thousand threads. A virtual slot is a count and a place in
+a delay line (`skyward.inprocess.host.DelayLine`): a task starts when a slot is free (first come, first served,
+as in `ThreadSlots`), is held `seconds`, and then runs for real (`skyward.worker.execute`: decoded, called, its
+reply encoded), so the client gets the bytes a real node sends. Used by ``benchmarks/simulate.py`` through
+`skyward.inprocess.InProcess(slots=...)`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from skyward.blobs import BlobStore
+from skyward.inprocess.host import DelayLine
 from skyward.worker.execute import execute
 
 
@@ -22,7 +24,7 @@ class _Job:
     task_id: str
     payload: bytes
     future: Future[bytes]
-    timer: asyncio.TimerHandle | None = None
+    dropped: bool = False  # its slots shut down while it was held
 
 
 class VirtualSlots:
@@ -46,14 +48,18 @@ class VirtualSlots:
 
     def _start_next(self) -> None:
         loop = asyncio.get_running_loop()
+        # Every slot of every node on this loop holds tasks equally long: one delay line (no timer per task).
+        line = DelayLine.shared(loop, ("virtual slots", self._seconds))
         while self._running < self.concurrency and self._queued and not self._closed:
             job = self._queued.popleft()
             if not job.future.set_running_or_notify_cancel():  # cancelled while queued
                 continue
             self._running += 1
-            job.timer = loop.call_later(self._seconds, self._finish, job)
+            line.add_at(loop.time() + self._seconds, self._finish, job)
 
     def _finish(self, job: _Job) -> None:
+        if job.dropped:
+            return
         self._running -= 1
         self._jobs.pop(job.task_id, None)
         job.future.set_result(execute(job.payload, job.task_id, self._store.get))
@@ -74,8 +80,7 @@ class VirtualSlots:
     def shutdown(self) -> None:
         self._closed = True
         for job in self._jobs.values():
-            if job.timer is not None:
-                job.timer.cancel()
+            job.dropped = True
             job.future.cancel()
         self._jobs.clear()
         self._queued.clear()
