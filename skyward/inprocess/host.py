@@ -22,8 +22,8 @@ class DelayLine:
 
     For delays that are the same for every call (a link's latency, a virtual slot's hold time), the times come in
     order, so a queue replaces asyncio's timer heap: with 10,000 tasks held at once, every heap operation would
-    cost a dozen Python-level comparisons. A call added out of order runs right after the one added before it (late by the
-    disorder, never early). Use it on `loop`'s thread only.
+    cost a dozen Python-level comparisons. A call added out of order runs right after the one added before it
+    (late by the disorder, never early). Use it on `loop`'s thread only.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
