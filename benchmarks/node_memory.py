@@ -2,10 +2,10 @@
 
     uv run python benchmarks/node_memory.py                 # 1000 in-process nodes, 4 Local (casty) nodes
 
-In-process nodes (`skyward.inprocess`) give the client's own entries (scheduler, pool, node watch, link) at scale,
-apart from the simulated agents' memory (their files are listed separately). Local nodes give what a casty link
-to a real agent costs on the client (casty's `Client`, TLS material, the provider's process record), measured on a
-few nodes, as each is a process of its own.
+In-process nodes (`skyward.inprocess`) give the client's own entries (scheduler, pool, node watch, link) at
+scale, apart from the simulated agents' memory (their files are listed separately). Local nodes give what a
+casty link to a real agent costs on the client (casty's `Client`, TLS material, the provider's process
+record), measured on a few nodes, as each is a process of its own.
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ def _by_file(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> dict[
 def _short(filename: str) -> str:
     for marker in ("site-packages/", "/skyward/", "lib/python3"):
         if marker in filename:
-            return filename.split(marker, 1)[1] if marker != "/skyward/" else "skyward/" + filename.split(marker, 1)[1]
+            return (
+                filename.split(marker, 1)[1]
+                if marker != "/skyward/"
+                else "skyward/" + filename.split(marker, 1)[1]
+            )
     return filename
 
 
@@ -43,7 +47,8 @@ def measure(provider: object, nodes: int) -> dict[str, int]:
     gc.collect()
     tracemalloc.start(1)
     before = tracemalloc.take_snapshot()
-    with sky.ComputePool(provider=provider, nodes=nodes, worker=sky.Worker(concurrency=10)) as pool:  # type: ignore[arg-type]
+    worker = sky.Worker(concurrency=10)
+    with sky.ComputePool(provider=provider, nodes=nodes, worker=worker) as pool:  # type: ignore[arg-type]
         assert pool.submit(abs, -1).result() == 1  # every structure a running pool has, at least once
         time.sleep(0.5)
         gc.collect()
@@ -56,7 +61,9 @@ def report(title: str, sizes: dict[str, int], nodes: int) -> None:
     node_side = sum(v for k, v in sizes.items() if any(m in k for m in NODE_SIDE))
     client = sum(sizes.values()) - node_side
     print(f"{title}: {client / nodes:,.0f} bytes per node entry on the client ({nodes} nodes)")
-    top = sorted(((v, _short(k)) for k, v in sizes.items() if not any(m in k for m in NODE_SIDE)), reverse=True)
+    top = sorted(
+        ((v, _short(k)) for k, v in sizes.items() if not any(m in k for m in NODE_SIDE)), reverse=True
+    )
     for size, name in top[:8]:
         print(f"    {size / nodes:>10,.0f}  {name}")
     if node_side:
@@ -71,7 +78,9 @@ def main() -> None:
     virtual = InProcess(slots=lambda name, n, store: VirtualSlots(n, store, 0.0))
     report("in-process", measure(virtual, args.nodes), args.nodes)
     if args.local_nodes:
-        report("Local (casty link)", measure(sky.Local(forward_output=False), args.local_nodes), args.local_nodes)
+        report(
+            "Local (casty link)", measure(sky.Local(forward_output=False), args.local_nodes), args.local_nodes
+        )
 
 
 if __name__ == "__main__":

@@ -1,21 +1,22 @@
 """The scale simulation: the real pool, scheduler and wire code driving N simulated nodes in one process.
 
-Each node is the real agent logic (`TaskRunner`) behind an in-process link (`skyward.inprocess`) whose slots are
-virtual: a task is held `--task-seconds` on the nodes' event-loop timers, then decoded, run and its reply encoded
-for real. Links add `--latency-ms` each way. All nodes share one thread, whose CPU time is read on its own
-(`pthread_getcpuclockid`) and subtracted from the process's: what is left is the client's.
+Each node is the real agent logic (`TaskRunner`) behind an in-process link (`skyward.inprocess`) whose slots
+are virtual: a task is held `--task-seconds` on the nodes' event-loop timers, then decoded, run and its reply
+encoded for real. Links add `--latency-ms` each way. All nodes share one thread, whose CPU time is read on its
+own (`pthread_getcpuclockid`) and subtracted from the process's: what is left is the client's.
 
     uv run python benchmarks/simulate.py --nodes 1000 --slots 10 --tasks 50000 --task-seconds 5 --latency-ms 1
     simulate: nodes=1000 slots=10 tasks=50000 efficiency=0.975 client_us_per_task=41.2
 
 - efficiency = ideal / wall, where ideal = ceil(tasks / (nodes x slots)) x task_seconds (every slot busy from
   the first submit to the last result) and wall runs from the first `pool.submit` to the last result.
-- client_us_per_task = (process CPU - the nodes' thread CPU) over that same span, per task: submitting (encoding
-  included), scheduling, the client side of the links, decoding replies and resolving futures.
-- ``--lose 0.1``: 10 % of the nodes vanish half-way through the ideal time (their machines gone: asks in flight
-  fail, no restart); every task must end with a result or an error, and the line before the last says so.
-- ``--heartbeat-seconds 20``: after the run, the pool idles that long and the client's CPU is reported per node
-  per second (the node watch: heartbeats and the provider's liveness checks).
+- client_us_per_task = (process CPU - the nodes' thread CPU) over that same span, per task: submitting
+  (encoding included), scheduling, the client side of the links, decoding replies and resolving futures.
+- ``--lose 0.1``: 10 % of the nodes vanish half-way through the ideal time (their machines gone: asks in
+  flight fail, no restart); every task must end with a result or an error, and the line before the last says
+  so.
+- ``--heartbeat-seconds 20``: after the run, the pool idles that long and the client's CPU is reported per
+  node per second (the node watch: heartbeats and the provider's liveness checks).
 - ``--by-value``: tasks call a function of ``__main__``, pickled by value with every task (a user script's
   functions are); by default the same function is pickled by reference, as an installed module's is.
 - ``--profile FILE``: cProfile of the client threads' work during the run, written to FILE (pstats).
@@ -221,7 +222,8 @@ def main(argv: list[str] | None = None) -> Outcome:
     args = parser.parse_args(argv)
     outcome = simulate(
         args.nodes, args.slots, args.tasks, args.task_seconds, args.latency_ms,
-        lose=args.lose, heartbeat_seconds=args.heartbeat_seconds, profile=args.profile, by_value=args.by_value,
+        lose=args.lose, heartbeat_seconds=args.heartbeat_seconds, profile=args.profile,
+        by_value=args.by_value,
     )  # fmt: skip
     print(
         f"detail: wall={outcome.wall:.2f}s ideal={outcome.ideal:.2f}s client_cpu={outcome.client_cpu:.2f}s "

@@ -2,14 +2,14 @@
 
 The scheduler and the pool's node watch talk to a node only through a `Link`. Two implementations:
 
-- `skyward.transport.NodeLink`: casty over TCP (through an SSH tunnel for remote nodes), mutual TLS. What every
-  real provider uses (`skyward.providers.base.casty_link`).
+- `skyward.transport.NodeLink`: casty over TCP (through an SSH tunnel for remote nodes), mutual TLS. What
+  every real provider uses (`skyward.providers.base.casty_link`).
 - `skyward.inprocess.InProcessLink`: the real node agent (`skyward.worker.agent.TaskRunner` and its slots) in
   this process, on a thread of its own, reached without sockets. Scheduling tests and the scale simulation
   (``benchmarks/simulate.py``) stand on it.
 
-Both carry the same bytes: a task's payload as `skyward.payload` encodes it, a reply as `skyward.reply` encodes
-it. A link's methods run on the pool's I/O loop.
+Both carry the same bytes: a task's payload as `skyward.payload` encodes it, a reply as `skyward.reply`
+encodes it. A link's methods run on the pool's I/O loop.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ class Link(Protocol):
     """What the client asks of one node. A link that cannot reach its node raises `LinkError`."""
 
     async def connect(self, timeout: float = 20.0) -> None:
-        """Reach the node (once, before any other call); `LinkError` when it does not answer within `timeout`."""
+        """Reach the node (once, before any other call); `LinkError` when it does not answer within
+        `timeout`."""
         ...
 
     async def run(self, task_id: str, payload: bytes, blobs: tuple[bytes, ...] = ()) -> bytes:

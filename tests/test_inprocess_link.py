@@ -94,7 +94,7 @@ def test_a_repeated_task_id_is_answered_from_the_reply_cache(deployment: InProce
 def test_blobs_are_uploaded_then_referred_to(deployment: InProcessDeployment) -> None:
     X = np.arange(100_000, dtype=np.float64)  # 800 KB: a blob
     encoded = encode_task(array_sum, (X,), {}, BlobIndex())
-    (digest, data), = encoded.blobs.items()
+    ((digest, data),) = encoded.blobs.items()
 
     async def go() -> tuple[replies.Reply, replies.Reply]:
         link = deployment.link(0, b"")
@@ -130,7 +130,9 @@ def test_cancel_withdraws_a_queued_task(
     assert isinstance(running, replies.Ok) and running.value() == 1
 
 
-def test_heartbeat_and_a_lost_node(deployment: InProcessDeployment, release: tuple[str, threading.Event]) -> None:
+def test_heartbeat_and_a_lost_node(
+    deployment: InProcessDeployment, release: tuple[str, threading.Event]
+) -> None:
     key, _ = release
 
     async def go() -> tuple[bool, BaseException, BaseException]:
@@ -152,7 +154,9 @@ def test_heartbeat_and_a_lost_node(deployment: InProcessDeployment, release: tup
     assert not deployment.is_alive(0) and deployment.exit_info(0) is None  # lost, not crashed
 
 
-def test_a_crashed_node_reports_its_exit_and_restarts_with_a_fresh_agent(deployment: InProcessDeployment) -> None:
+def test_a_crashed_node_reports_its_exit_and_restarts_with_a_fresh_agent(
+    deployment: InProcessDeployment,
+) -> None:
     deployment.crash(0, exit_code=3, output=("boom",))
     exit = deployment.exit_info(0)
     assert exit is not None and exit.exit_code == 3 and exit.output == ("boom",)
@@ -208,7 +212,11 @@ def test_a_delay_line_runs_calls_in_order_and_never_early() -> None:
         return seen
 
     seen = _run(go())
-    assert [name for name, _, _ in seen] == ["a", "b", "late-added, early"]  # FIFO: after b, never before its time
+    assert [name for name, _, _ in seen] == [
+        "a",
+        "b",
+        "late-added, early",
+    ]  # FIFO: after b, never before its time
     assert all(ran >= due for _, due, ran in seen)
 
 

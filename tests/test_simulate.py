@@ -41,7 +41,9 @@ def test_every_task_completes_and_the_last_line_has_its_shape(
     assert match.groups() == ("20", "2", "200")
 
 
-def test_a_node_loss_run_accounts_for_every_task(simulate: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_node_loss_run_accounts_for_every_task(
+    simulate: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
     outcome = simulate.main(
         ["--nodes", "10", "--slots", "2", "--tasks", "200", "--task-seconds", "0.05", "--lose", "0.2"]
     )

@@ -1,11 +1,13 @@
 """Nodes inside this process: the real agent code behind a `skyward.link.Link` without processes or sockets.
 
-- `InProcess`: a provider (``sky.ComputePool(provider=InProcess(), ...)``) whose nodes are real `TaskRunner`s with
-  real slots, served on one thread of this process (`NodeHost`); `current_node()` names the node a task runs on.
+- `InProcess`: a provider (``sky.ComputePool(provider=InProcess(), ...)``) whose nodes are real `TaskRunner`s
+  with real slots, served on one thread of this process (`NodeHost`); `current_node()` names the node a task
+  runs on.
 - `InProcessLink`: the link the pool gets from an `InProcessDeployment`, carrying the real wire bytes.
 - `VirtualSlots`: slots that hold each task a set time on timers (the scale simulation's nodes).
 
-Scheduling tests run on these instead of processes; ``benchmarks/simulate.py`` drives a thousand simulated nodes.
+Scheduling tests run on these instead of processes; ``benchmarks/simulate.py`` drives a thousand simulated
+nodes.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Where in-process nodes live: one event loop on a thread of its own, and the mailboxes between loops.
 
-A real agent runs its `TaskRunner` on its own event loop, in its own process; in-process nodes run theirs on the
-host's loop, all of them on one thread (so that a thousand simulated nodes cost one thread, and their CPU time
-can be read apart from the client's: `cpu_seconds`). Messages cross between the client's loop and the host's
-through `Mailbox`es, many per wake-up, as frames share a connection's writes in casty.
+A real agent runs its `TaskRunner` on its own event loop, in its own process; in-process nodes run theirs on
+the host's loop, all of them on one thread (so that a thousand simulated nodes cost one thread, and their CPU
+time can be read apart from the client's: `cpu_seconds`). Messages cross between the client's loop and the
+host's through `Mailbox`es, many per wake-up, as frames share a connection's writes in casty.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 class DelayLine:
     """Calls run at given times on `loop`, in the order they were added: one timer for all of them.
 
-    For delays that are the same for every call (a link's latency, a virtual slot's hold time), the times come in
-    order, so a queue replaces asyncio's timer heap: with 10,000 tasks held at once, every heap operation would
-    cost a dozen Python-level comparisons. A call added out of order runs right after the one added before it
-    (late by the disorder, never early). Use it on `loop`'s thread only.
+    For delays that are the same for every call (a link's latency, a virtual slot's hold time), the times come
+    in order, so a queue replaces asyncio's timer heap: with 10,000 tasks held at once, every heap operation
+    would cost a dozen Python-level comparisons. A call added out of order runs right after the one added
+    before it (late by the disorder, never early). Use it on `loop`'s thread only.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -55,14 +55,16 @@ class DelayLine:
             self._timer = self._loop.call_at(due[0][0], self._fire)
 
 
-_LINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[object, DelayLine]] = weakref.WeakKeyDictionary()
+_LINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[object, DelayLine]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class Mailbox:
     """Calls posted from any thread, run on `loop` in order; one wake-up of the loop carries all pending ones.
 
-    A call may be given a time (`time.monotonic()`, the clock of asyncio's loops) before which it must not run:
-    that is how links add latency, without a timer on the sending side.
+    A call may be given a time (`time.monotonic()`, the clock of asyncio's loops) before which it must not
+    run: that is how links add latency, without a timer on the sending side.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -1,9 +1,9 @@
 """An in-process node and the `skyward.link.Link` that reaches it without sockets.
 
 The node is the real agent logic, `skyward.worker.agent.TaskRunner` with real slots, served on a `NodeHost`'s
-event loop as `skyward.transport.serve` serves it on a casty actor. The link carries the same bytes a casty link
-does: payloads as `skyward.payload` encodes them, replies as `skyward.reply` encodes them. What it leaves out is
-the network itself (TLS, framing, message size limits): tests of those use real nodes.
+event loop as `skyward.transport.serve` serves it on a casty actor. The link carries the same bytes a casty
+link does: payloads as `skyward.payload` encodes them, replies as `skyward.reply` encodes them. What it leaves
+out is the network itself (TLS, framing, message size limits): tests of those use real nodes.
 """
 
 from __future__ import annotations
@@ -43,10 +43,13 @@ class InProcessNode:
         self._slots = slots
         self._waiting: dict[asyncio.Future[Any], Mailbox] = {}  # asks not answered yet, and where to answer
 
-    # --- what a link's ask does on the node -------------------------------------------------------------------
+    # --- what a link's ask does on the node -----------------------------------------------------------------
 
-    def ask_here(self, kind: str, args: tuple[Any, ...], outbox: Mailbox, future: asyncio.Future[Any]) -> None:
-        """Handle one message, as `skyward.transport.task_executor` does; the answer goes back through `outbox`.
+    def ask_here(
+        self, kind: str, args: tuple[Any, ...], outbox: Mailbox, future: asyncio.Future[Any]
+    ) -> None:
+        """Handle one message, as `skyward.transport.task_executor` does; the answer goes back through
+        `outbox`.
 
         `future` belongs to the client's loop: here it is only a key, never touched.
         """
@@ -79,11 +82,13 @@ class InProcessNode:
         if outbox is None:  # the node went down meanwhile: the ask has failed already
             return
         if self.latency:
-            self.host.replies_later.add_at(self.host.loop.time() + self.latency, outbox.post, _settle, future, outcome)
+            self.host.replies_later.add_at(
+                self.host.loop.time() + self.latency, outbox.post, _settle, future, outcome
+            )
         else:
             outbox.post(_settle, future, outcome)
 
-    # --- going down (a lost machine, a crashed agent) and stopping -------------------------------------------
+    # --- going down (a lost machine, a crashed agent) and stopping ------------------------------------------
 
     def down_here(self, reason: str, exit: WorkerExit | None = None) -> None:
         """The node stops answering: every ask in flight fails with `LinkError`, as a dropped connection's."""

@@ -1,12 +1,13 @@
 """`InProcess`: a provider whose nodes are real node agents inside this process, reached by in-process links.
 
 The pool, its scheduler, the wire encoding and the agent's `TaskRunner` and slots are the real ones; what is
-left out is processes and sockets. Tests whose subject is scheduling use it (no start-up, no sleeps waiting for
-processes), and ``benchmarks/simulate.py`` drives a thousand simulated nodes with it. It is not a `sky.*` name:
-import it from `skyward.inprocess`.
+left out is processes and sockets. Tests whose subject is scheduling use it (no start-up, no sleeps waiting
+for processes), and ``benchmarks/simulate.py`` drives a thousand simulated nodes with it. It is not a `sky.*`
+name: import it from `skyward.inprocess`.
 
-Where a task ran is told by its thread: thread slots of node ``<pool>-node-3`` are named ``<pool>-node-3/slot_N``
-(`current_node`). ``SKYWARD_NODE`` is not set (the environment is this process's, shared by every node).
+Where a task ran is told by its thread: thread slots of node ``<pool>-node-3`` are named
+``<pool>-node-3/slot_N`` (`current_node`). ``SKYWARD_NODE`` is not set (the environment is this process's,
+shared by every node).
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ class InProcessDeployment:
     """The in-process nodes of one pool, on one `NodeHost` thread.
 
     Besides the `skyward.providers.base.Deployment` protocol, `lose`, `freeze` and `crash` take a node down as
-    a lost machine, a frozen host or a crashed agent would (for tests and the simulation), and `node_cpu_seconds` tells how much CPU
-    the nodes' own work used.
+    a lost machine, a frozen host or a crashed agent would (for tests and the simulation), and
+    `node_cpu_seconds` tells how much CPU the nodes' own work used.
     """
 
     def __init__(self, provider: InProcess, cluster: ClusterSpec) -> None:
@@ -105,7 +106,7 @@ class InProcessDeployment:
         info = NodeInfo(index, name, "in-process", os.getpid(), worker.concurrency, worker.executor)
         return StartedNode(info, port=0, dial=f"in-process:{name}"), node
 
-    # --- the Deployment protocol -------------------------------------------------------------------------------
+    # --- the Deployment protocol ----------------------------------------------------------------------------
 
     def is_alive(self, index: int) -> bool:
         return self._served[index].alive
@@ -116,14 +117,17 @@ class InProcessDeployment:
 
     def restart(self, index: int) -> StartedNode:
         if self._closed or index in self._gone:
-            raise ProvisionError(f"in-process node {self.nodes[index].info.name} cannot be restarted: it is gone")
+            raise ProvisionError(
+                f"in-process node {self.nodes[index].info.name} cannot be restarted: it is gone"
+            )
         self._served[index].stop()
         started, node = self._start(index)
         self.nodes[index], self._served[index] = started, node
         return started
 
     def link(self, index: int, secret: bytes) -> Link:
-        """An in-process link to node `index` as it runs now (no secret is needed: nothing leaves the process)."""
+        """An in-process link to node `index` as it runs now (no secret is needed: nothing leaves the
+        process)."""
         return InProcessLink(self._served[index])
 
     def close(self) -> None:
@@ -140,7 +144,7 @@ class InProcessDeployment:
             self.host.call(stop_all)
         self.host.close()
 
-    # --- for tests and the simulation ------------------------------------------------------------------------
+    # --- for tests and the simulation -----------------------------------------------------------------------
 
     def lose(self, index: int, reason: str = "its machine is gone") -> None:
         """Take node `index` down for good, as a machine that vanished: asks in flight fail, no restart."""

@@ -1,10 +1,10 @@
 """Virtual slots for simulated nodes: each task is held for a set time on the node's event loop, then run.
 
-A thousand nodes of ten slots would otherwise be ten thousand threads. A virtual slot is a count and a place in
-a delay line (`skyward.inprocess.host.DelayLine`): a task starts when a slot is free (first come, first served,
-as in `ThreadSlots`), is held `seconds`, and then runs for real (`skyward.worker.execute`: decoded, called, its
-reply encoded), so the client gets the bytes a real node sends. Used by ``benchmarks/simulate.py`` through
-`skyward.inprocess.InProcess(slots=...)`.
+A thousand nodes of ten slots would otherwise be ten thousand threads. A virtual slot is a count and a place
+in a delay line (`skyward.inprocess.host.DelayLine`): a task starts when a slot is free (first come, first
+served, as in `ThreadSlots`), is held `seconds`, and then runs for real (`skyward.worker.execute`: decoded,
+called, its reply encoded), so the client gets the bytes a real node sends. Used by ``benchmarks/simulate.py``
+through `skyward.inprocess.InProcess(slots=...)`.
 """
 
 from __future__ import annotations
