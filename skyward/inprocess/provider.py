@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from skyward.blobs import BlobStore
 from skyward.errors import ProvisionError
@@ -166,3 +167,11 @@ class InProcessDeployment:
     def node_cpu_seconds(self) -> float:
         """CPU time of the nodes' thread so far (agents, virtual slots, the nodes' side of the links)."""
         return self.host.cpu_seconds()
+
+
+if TYPE_CHECKING:
+    from skyward.providers.base import Deployment, Provider
+
+    def _conforms(provider: InProcess, deployment: InProcessDeployment) -> tuple[Provider, Deployment]:
+        """Checked by mypy, never run: the in-process provider and deployment satisfy the protocols."""
+        return provider, deployment
