@@ -39,7 +39,7 @@ class InProcessNode:
         self.latency = latency  # seconds added to each message, each way
         self.alive = True
         self.frozen = False  # takes messages and never answers (a frozen host, a link cut without a reset)
-        self.exit: WorkerExit | None = None  # how its agent ended, when it "crashed" (`crash` of its deployment)
+        self.exit: WorkerExit | None = None  # how its agent ended, when it "crashed" (deployment.crash)
         self._slots = slots
         self._waiting: dict[asyncio.Future[Any], Mailbox] = {}  # asks not answered yet, and where to answer
 
