@@ -139,8 +139,10 @@ class BlobIndex:
 class _UploadPickler(cloudpickle.Pickler):
     """cloudpickle, and memoryviews (which pickle cannot take) as their bytes, format and shape."""
 
+    # Flat (the maps of cloudpickle's own ChainMap, still live): the pickler looks every object's type up here,
+    # and each nested ChainMap level is a Python-level lookup.
     dispatch_table: ClassVar[ChainMap[type, Any]] = ChainMap(
-        {memoryview: reduce_memoryview}, cloudpickle.Pickler.dispatch_table
+        {memoryview: reduce_memoryview}, *cloudpickle.Pickler.dispatch_table.maps
     )
 
     def __init__(self, file: io.BytesIO) -> None:

@@ -15,7 +15,7 @@ from skyward import reply as replies
 from skyward.errors import SkywardError
 from skyward.ioloop import EventLoopThread
 from skyward.scheduling_state import NodeSlots, Task
-from skyward.transport import LinkError
+from skyward.link import LinkError
 from skyward.uploads import TransferStats, run_with_blobs
 
 #: ``on_reply(task, epoch, node, generation, outcome)``, on the I/O loop: the node answered (or running failed).

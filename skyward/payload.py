@@ -54,10 +54,13 @@ def encode_task(
     if isinstance(fn, WithBlobPolicy):
         fn, policy = fn.fn, fn.policy
     name = function_name(fn)
+    # On the wire a task is the plain tuple (fn, args, kwargs): pickling a (slotted) dataclass instance costs
+    # about twice as much, on every task (measured with benchmarks/simulate.py).
+    call = (fn, args, kwargs)
     try:
         if index is None:
-            return EncodedTask(wire.dumps(TaskPayload(fn, args, kwargs)), function=name)
-        payload, blobs = dumps_with_blobs(TaskPayload(fn, args, kwargs), index, policy)
+            return EncodedTask(wire.dumps(call), function=name)
+        payload, blobs = dumps_with_blobs(call, index, policy)
         return EncodedTask(payload, blobs, name)
     except Exception as exc:
         raise TypeError(f"cannot serialize the call to {name}: {type(exc).__name__}: {exc}") from exc
@@ -84,7 +87,13 @@ def _no_blobs(digest: bytes) -> object:
 
 def decode_task(frame: bytes, resolve: Callable[[bytes], object] = _no_blobs) -> TaskPayload:
     """Inverse of `encode_task`; `resolve` turns a digest into its object (raising `BlobMissing`)."""
-    payload = loads_with_blobs(frame, resolve)
-    if not isinstance(payload, TaskPayload):
-        raise wire.WireError(f"expected a TaskPayload, got {type(payload).__name__}")
-    return payload
+    call = loads_with_blobs(frame, resolve)
+    if not (
+        type(call) is tuple
+        and len(call) == 3
+        and callable(call[0])
+        and type(call[1]) is tuple
+        and type(call[2]) is dict
+    ):
+        raise wire.WireError(f"expected a task (fn, args, kwargs), got {type(call).__name__}")
+    return TaskPayload(*call)

@@ -20,15 +20,15 @@ from skyward.blobs import BlobIndex
 from skyward.errors import NoActivePool, ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import shared_loop
+from skyward.link import Link
 from skyward.payload import EncodedTask, encode_task
 from skyward.pool_handle import PoolHandle
 from skyward.preload import ImportedOnLoad, loaded
-from skyward.providers.base import Deployment, NodeInfo, Provider, StartedNode
+from skyward.providers.base import Deployment, NodeInfo, Provider
 from skyward.providers.local import Local
 from skyward.recovery import NodeRecovery
 from skyward.scheduler import NodeSlots, Scheduler, TaskFuture, TransferStats
 from skyward.spec import ClusterSpec, Resources, Worker, check_honoured, resource_spellings
-from skyward.transport import NodeLink
 from skyward.window import Window
 
 R = TypeVar("R")
@@ -146,7 +146,7 @@ class ComputePool:
         self._secret = secrets.token_bytes(32)
         self._deployment: Deployment | None = None
         self._scheduler: Scheduler | None = None
-        self._links: list[NodeLink] = []
+        self._links: list[Link] = []
         self._exit_stack: ExitStack | None = None
         self._context_token: contextvars.Token[ComputePool | None] | None = None
         self._heartbeat: Future[None] | None = None
@@ -186,7 +186,7 @@ class ComputePool:
     def _connect(self) -> None:
         assert self._deployment is not None
         io = shared_loop()
-        self._links = [self._make_link(n) for n in self._deployment.nodes]
+        self._links = [self._make_link(n.info.index) for n in self._deployment.nodes]
         connecting = [io.run(link.connect()) for link in self._links]
         for started, attempt in zip(self._deployment.nodes, connecting, strict=True):
             try:
@@ -212,9 +212,11 @@ class ComputePool:
         self._recovery = recovery
         self._heartbeat = io.run(recovery.watch())
 
-    def _make_link(self, started: StartedNode) -> NodeLink:
-        """The client's link to a started node (at pool entry, and after a restart)."""
-        return NodeLink(started.info.name, started.port, started.dial, self._secret)
+    def _make_link(self, index: int) -> Link:
+        """The client's link to node `index` as it runs now (at pool entry, and after a restart): the
+        deployment's to make (casty for agents the provider started, in-process for `skyward.inprocess`)."""
+        assert self._deployment is not None
+        return self._deployment.link(index, self._secret)
 
     def _activate(self) -> None:
         self._context_token = _current.set(self)

@@ -34,7 +34,7 @@ from skyward.ioloop import EventLoopThread
 from skyward.payload import EncodedTask
 from skyward.placement import Placement
 from skyward.scheduling_state import NodeSlots, Task, WindowState
-from skyward.transport import NodeLink
+from skyward.link import Link
 from skyward.uploads import TransferStats
 
 logger = logging.getLogger("skyward.scheduler")
@@ -199,7 +199,7 @@ class Scheduler:
             self._delivery.put(task, node.name, error)
         return self._place_locked((node,))
 
-    def node_restarted(self, index: int, link: NodeLink) -> None:
+    def node_restarted(self, index: int, link: Link) -> None:
         """Node `index` runs again, a fresh process behind `link`: it holds no task and no blob."""
         node = self.nodes[index]
         with self._lock:

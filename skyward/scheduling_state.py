@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from skyward.futures import TaskFuture
-    from skyward.transport import NodeLink
+    from skyward.link import Link
 
 
 @dataclass(eq=False)
@@ -89,7 +89,7 @@ class NodeSlots:
     index: int
     name: str
     capacity: int
-    link: NodeLink
+    link: Link
     prefetch: int = 0
     alive: bool = True
     recovering: bool = False  # down, being checked or restarted: its tasks and pinned work may wait for it

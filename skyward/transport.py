@@ -47,7 +47,8 @@ from casty import (
 )
 
 from skyward.credentials import KeyFiles, TLSMaterial, client_material
-from skyward.errors import PayloadTooLarge, SkywardError
+from skyward.errors import PayloadTooLarge
+from skyward.link import LinkError
 
 logger = logging.getLogger("skyward.transport")
 
@@ -62,10 +63,6 @@ _FOREVER = timedelta(days=30)
 _ACTOR_KEY = "tasks"
 # Blobs larger than one message travel in pieces of this size.
 BLOB_CHUNK_BYTES = 16 * 1024 * 1024
-
-
-class LinkError(SkywardError):
-    """The node could not be reached, or the reply was lost: the task may or may not have run."""
 
 
 # --- messages --------------------------------------------------------------------------------------------------
@@ -234,7 +231,7 @@ def _shared_runtime() -> Runtime:
 
 
 class NodeLink:
-    """The client's connection to one node's actor. All methods run on the pool's event loop."""
+    """The client's connection to one node's actor: the casty `skyward.link.Link`. Methods run on the pool's loop."""
 
     def __init__(self, node_name: str, node_port: int, dial: str, secret: bytes) -> None:
         """`node_port` is the port the node listens on; `dial` is the ``host:port`` that reaches it from here.

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from skyward.image import Image
+from skyward.link import Link
 from skyward.spec import ClusterSpec
 
 
@@ -61,6 +62,14 @@ class WorkerExit:
         return cls(returncode, None, output)
 
 
+def casty_link(node: StartedNode, secret: bytes) -> Link:
+    """The casty link (`skyward.transport.NodeLink`) to a node agent listening on `node.port`, dialled at
+    `node.dial`: what `Deployment.link` answers for nodes started with ``python -m skyward.worker``."""
+    from skyward.transport import NodeLink  # casty loads when a pool connects, not with the provider
+
+    return NodeLink(node.info.name, node.port, node.dial, secret)
+
+
 #: Lines of a worker's output kept for the message of `skyward.errors.WorkerCrashed`.
 OUTPUT_TAIL_LINES = 20
 
@@ -68,11 +77,20 @@ OUTPUT_TAIL_LINES = 20
 class Deployment(Protocol):
     """The nodes one pool started. `close` stops all of them and is safe to call more than once.
 
-    `is_alive` is called on skyward's I/O loop and must answer from local state; the other methods may block
-    and are called from other threads.
+    `is_alive` is called on skyward's I/O loop and must answer from local state; `link` makes an object and
+    nothing more; the other methods may block and are called from other threads.
     """
 
     nodes: list[StartedNode]
+
+    def link(self, index: int, secret: bytes) -> Link:
+        """A new, not yet connected `skyward.link.Link` to node `index` as it runs now (`nodes[index]`).
+
+        The pool connects it at entry and after each restart. Nodes that run the agent (``python -m
+        skyward.worker``) are reached with `casty_link`; `secret` is the pool's, from which that link derives
+        the client's certificate (it sends nothing of it).
+        """
+        ...
 
     def is_alive(self, index: int) -> bool: ...
 

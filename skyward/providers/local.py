@@ -24,8 +24,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from skyward.agent_config import AgentConfig
 from skyward.errors import ProvisionError
 from skyward.image import Image
+from skyward.link import Link
 from skyward.providers.agent_session import AgentOutput, Announcement
-from skyward.providers.base import NodeInfo, StartedNode, WorkerExit
+from skyward.providers.base import NodeInfo, StartedNode, WorkerExit, casty_link
 from skyward.spec import ClusterSpec
 
 # The agent runs isolated (-I: no working directory or user site on sys.path, no PYTHON* variables), so that a
@@ -199,6 +200,9 @@ class LocalDeployment:
                 process.ready.set()
         process.ready.set()  # EOF: the agent exited; wake a waiting start_node
         process.eof.set()
+
+    def link(self, index: int, secret: bytes) -> Link:
+        return casty_link(self.nodes[index], secret)
 
     def is_alive(self, index: int) -> bool:
         process = self._processes.get(index)

@@ -36,8 +36,9 @@ from skyward.bootstrap.wheels import Wheel, offline_wheelhouse, wheel_of_install
 from skyward.errors import ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import EventLoopThread, shared_loop
+from skyward.link import Link
 from skyward.providers.agent_session import AgentOutput, Announcement
-from skyward.providers.base import NodeInfo, StartedNode, WorkerExit
+from skyward.providers.base import NodeInfo, StartedNode, WorkerExit, casty_link
 from skyward.providers.ssh_connect import HostSpec, connect
 from skyward.redact import redacted_repr
 from skyward.spec import ClusterSpec
@@ -385,6 +386,10 @@ class SSHDeployment:
             print(f"skyward: the progress callback raised {type(exc).__name__}: {exc}", file=sys.stderr)
 
     # --- Deployment protocol -------------------------------------------------------------------------------
+
+    def link(self, index: int, secret: bytes) -> Link:
+        """casty through this node's SSH local forward (`nodes[index].dial`)."""
+        return casty_link(self.nodes[index], secret)
 
     def is_alive(self, index: int) -> bool:
         """Whether node `index`'s worker session is open: local state only, no round trip."""

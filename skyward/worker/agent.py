@@ -71,7 +71,14 @@ class TaskRunner:
         future = self._slots.submit(payload, task_id, blobs)
         self._running[task_id] = (future, [reply])
         loop = asyncio.get_running_loop()
-        future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._finish, task_id, f))
+
+        def finish(done: Future[bytes]) -> None:
+            try:
+                loop.call_soon_threadsafe(self._finish, task_id, done)
+            except RuntimeError:  # the agent's loop is closed (it is stopping): nobody waits for this reply
+                pass
+
+        future.add_done_callback(finish)
 
     def _finish(self, task_id: str, future: Future[bytes]) -> None:
         if future.cancelled():

@@ -49,17 +49,21 @@ class Slots(Protocol):
     def shutdown(self) -> None: ...
 
 
-def make_slots(kind: ExecutorKind, concurrency: int, store: BlobStore) -> Slots:
-    return ProcessSlots(concurrency, store) if kind == "process" else ThreadSlots(concurrency, store)
+def make_slots(kind: ExecutorKind, concurrency: int, store: BlobStore, thread_name: str = "skyward-slot") -> Slots:
+    """`concurrency` slots of `kind`; thread slots are named ``<thread_name>_<n>``."""
+    if kind == "process":
+        return ProcessSlots(concurrency, store)
+    return ThreadSlots(concurrency, store, thread_name)
 
 
 class ThreadSlots:
     """Slots as threads of the agent: no start-up cost, shared memory, running tasks run to the end."""
 
-    def __init__(self, concurrency: int, store: BlobStore) -> None:
+    def __init__(self, concurrency: int, store: BlobStore, thread_name: str = "skyward-slot") -> None:
         self.concurrency = concurrency
         self._store = store
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="skyward-slot")
+        # In-process nodes (`skyward.inprocess`) name their slots after the node: tests read where a task ran.
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=thread_name)
         self._futures: dict[str, Future[bytes]] = {}
 
     def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...] = ()) -> Future[bytes]:

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from skyward.bootstrap.progress import ProgressCallback
 from skyward.errors import ProvisionError
 from skyward.image import Image
+from skyward.link import Link
 from skyward.providers.aws.api import AwsClients, open_clients
 from skyward.providers.aws.catalog import DEFAULT_AMI_USER
 from skyward.providers.aws.instances import launch_instances
@@ -284,6 +285,11 @@ class AWSDeployment:
         self.nodes = self.ssh.nodes
 
     # --- Deployment protocol -------------------------------------------------------------------------------
+
+    def link(self, index: int, secret: bytes) -> Link:
+        if self.ssh is None:
+            raise ProvisionError("the pool's nodes were never started")
+        return self.ssh.link(index, secret)
 
     def is_alive(self, index: int) -> bool:
         return self.ssh is not None and self.ssh.is_alive(index)
