@@ -142,6 +142,8 @@ class Placement:
         return out
 
     def _serve_own_queue(self, node: NodeSlots, out: list[Task]) -> None:
+        if node.reserved is None and not node.pinned:
+            return
         if node.reserved is not None and node.alive and not node.running:
             reserved, node.reserved = node.reserved, None
             self.index.refresh(node)
