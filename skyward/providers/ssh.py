@@ -326,7 +326,10 @@ class SSHDeployment:
             nodes_on_machine=self._nodes_per_machine[(node.target.host, node.target.port)],
         )
         environment = {**image.env, "PYTHONUNBUFFERED": "1"}
-        process.stdin.write(json.dumps(environment) + "\n" + config.encode())
+        # A command that fails at once (no such interpreter) may have closed the channel already: its output,
+        # read below, says why, which a BrokenPipeError would hide.
+        with contextlib.suppress(BrokenPipeError, asyncssh.Error, OSError):
+            process.stdin.write(json.dumps(environment) + "\n" + config.encode())
         # stdin stays open: its EOF (teardown, or the connection dropping) tells the worker its client is gone.
         if node.output is None:
             node.output = AgentOutput(node.name, self._provider.forward_output)
