@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import sys
 import threading
 import time
 from collections.abc import Iterator
 
+import cloudpickle
 import numpy as np
 import pytest
 
@@ -40,6 +43,14 @@ def where(x: int) -> tuple[int, str | None, str]:
 
 # In-process nodes share this module with the test: a task can wait on an event the test sets.
 _EVENTS: dict[str, threading.Event] = {}
+
+
+@pytest.fixture(autouse=True)
+def _tasks_by_reference() -> None:
+    """An SSH pool earlier in the same run registers every test module to travel by value (code shipping is
+    process-wide); `hold` must reach the nodes by reference, as the real `_EVENTS` can't be pickled."""
+    with contextlib.suppress(ValueError):  # not registered
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 def hold(key: str, x: int) -> int:

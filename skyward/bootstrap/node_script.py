@@ -414,8 +414,10 @@ def _create_env(params, env_dir, log):
         if params["local_wheels"]:
             log.run(base + ["--no-deps", "--force-reinstall"] + params["local_wheels"], env=env)
     _narrow_modes(env_dir)
-    # The worker must import; finding out now gives a clear log instead of a worker that dies at start.
-    log.run([env_python, "-I", "-c", "import skyward.worker"])
+    # The agent must import; finding out now gives a clear log instead of a worker that dies at start. Importing
+    # all it loads at start (not only the lazy `skyward` package) also writes their bytecode caches now, under
+    # this script's umask 077, rather than later by the worker with the login's umask.
+    log.run([env_python, "-I", "-c", "import skyward.worker.__main__"])
     for leftover in (requirements, constraints):
         os.unlink(leftover)
     if links:
