@@ -2,7 +2,8 @@
 
 The client sends this file's text on the stdin of ``<python> -`` followed by one call, ``_main(<params>)``.
 It must therefore use the standard library only and run on any Python >= 3.7 the node may have (it is what
-tells the client that the interpreter is the wrong version). It talks back with prefixed lines on stdout:
+tells the client that the interpreter is the wrong version). For the same reason it is one module, over the
+usual ~300 lines: it travels as one text and cannot import its own parts on a node that has no skyward yet. It talks back with prefixed lines on stdout:
 
 - ``SKYWARD-FACTS {json}``: the answer of ``probe``;
 - ``SKYWARD-CHECK {json}``: the answer of ``check``;
