@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import InvalidStateError
 from typing import Any
 
@@ -16,6 +17,9 @@ from skyward import reply as replies
 from skyward.placement import Task
 
 _SHUTDOWN = object()
+
+#: One outcome to deliver: ``(task, where, outcome)``, a reply from node `where` or an error.
+Delivered = tuple[Task, str, "replies.Reply | BaseException"]
 
 
 class Delivery:
@@ -26,20 +30,24 @@ class Delivery:
         self._thread = threading.Thread(target=self._deliver, name="skyward-results", daemon=True)
         self._thread.start()
 
-    def put(self, task: Task, where: str, outcome: replies.Reply | BaseException) -> None:
-        """Resolve `task`'s future with `outcome` (a reply from node `where`, or an error)."""
-        self._outcomes.put((task, where, outcome))
+    def put_all(self, outcomes: Sequence[Delivered]) -> None:
+        """Resolve each task's future with its outcome, in order; one hand-over (and one wake-up of the thread)
+        for the whole batch."""
+        if outcomes:
+            self._outcomes.put(outcomes)
 
     def close(self, timeout: float = 5) -> None:
         self._outcomes.put(_SHUTDOWN)
         self._thread.join(timeout=timeout)
 
     def _deliver(self) -> None:
+        get = self._outcomes.get
         while True:
-            item = self._outcomes.get()
-            if item is _SHUTDOWN:
+            batch = get()
+            if batch is _SHUTDOWN:
                 return
-            _resolve(*item)
+            for task, where, outcome in batch:
+                _resolve(task, where, outcome)
 
 
 def _resolve(task: Task, where: str, outcome: replies.Reply | BaseException) -> None:

@@ -2,10 +2,15 @@
 to drop tasks (cancelled, or withdrawn to run elsewhere).
 
 Tasks are handed over from any thread; one wake-up of the loop carries everything handed over since the last.
+A task without large arguments is sent as a future chain (the link's `run`, a done callback), not as an asyncio
+task of its own: at thousands of tasks a second, a task and its coroutines per send were most of the loop's
+work. Replies are handed to the scheduler in batches, one per turn of the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -14,12 +19,14 @@ from typing import Any
 from skyward import reply as replies
 from skyward.errors import SkywardError
 from skyward.ioloop import EventLoopThread
-from skyward.scheduling_state import NodeSlots, Task
 from skyward.link import LinkError
+from skyward.scheduling_state import NodeSlots, Task
 from skyward.uploads import TransferStats, run_with_blobs
 
-#: ``on_reply(task, epoch, node, generation, outcome)``, on the I/O loop: the node answered (or running failed).
-OnReply = Callable[[Task, int, NodeSlots, int, "replies.Reply | BaseException"], None]
+#: One reply: ``(task, epoch, node, generation, outcome)``: the node answered (or running failed).
+Replied = tuple[Task, int, NodeSlots, int, "replies.Reply | BaseException"]
+#: ``on_replies(batch)``, on the I/O loop: the replies that came in during one turn of the loop, in order.
+OnReplies = Callable[[list[Replied]], None]
 #: ``on_link_error(index, reason, generation)``, on the I/O loop: the node's link failed.
 OnLinkError = Callable[[int, str, int], None]
 
@@ -32,17 +39,18 @@ class Dispatcher:
         nodes: list[NodeSlots],
         io: EventLoopThread,
         stats: TransferStats,
-        on_reply: OnReply,
+        on_replies: OnReplies,
         on_link_error: OnLinkError,
     ) -> None:
         self._nodes = nodes
         self._io = io
         self._stats = stats
-        self._on_reply = on_reply
+        self._on_replies = on_replies
         self._on_link_error = on_link_error
         self._lock = threading.Lock()
         self._outbox: list[Task] = []
         self._wakeup_pending = False
+        self._replies: list[Replied] = []  # on the loop only
 
     def send(self, tasks: list[Task]) -> None:
         """Send `tasks` (placed on their nodes) from any thread."""
@@ -69,10 +77,57 @@ class Dispatcher:
     def _drain(self) -> None:
         with self._lock:
             tasks, self._outbox = self._outbox, []
-            self._wakeup_pending = False
-        create_task = self._io.loop.create_task
+            if not tasks:
+                self._wakeup_pending = False
+                return
+        loop = self._io.loop
+        # Still pending: while tasks keep coming, the loop looks again at its next turn instead of being woken
+        # by each `send` (a wake-up from another thread is a write to the loop's socket, and hands the
+        # interpreter lock to the loop's thread, for every task submitted). One empty look ends it.
+        loop.call_soon(self._drain)
+        stats, nodes, ran = self._stats, self._nodes, self._ran
         for task in tasks:
-            create_task(self._run(task, task.epoch))
+            if task.blobs:  # uploads first, perhaps again: a coroutine of its own
+                loop.create_task(self._run(task, task.epoch))
+                continue
+            node = nodes[task.node]  # type: ignore[index]
+            stats.tasks_sent += 1
+            stats.task_bytes += len(task.payload)
+            try:
+                sent = asyncio.ensure_future(node.link.run(task.id, task.payload, ()), loop=loop)
+            except BaseException as exc:  # noqa: BLE001 - a link should fail its future; delivered all the same
+                self._replied(task, task.epoch, node, node.generation, exc)
+                continue
+            sent.add_done_callback(functools.partial(ran, task, task.epoch, node, node.generation))
+
+    def _ran(
+        self, task: Task, epoch: int, node: NodeSlots, generation: int, sent: asyncio.Future[bytes]
+    ) -> None:
+        """A task sent without blobs came back (the future chain of `_drain`)."""
+        outcome: replies.Reply | BaseException
+        try:
+            outcome = replies.decode(sent.result())
+        except LinkError as exc:
+            self._on_link_error(node.index, str(exc), generation)
+            return
+        except BaseException as exc:  # noqa: BLE001 - delivered to the caller's future (a bad reply included)
+            outcome = exc
+        if type(outcome) is replies.MissingBlobs:  # it refers to none: a confused node; handled as blobs are
+            self._io.loop.create_task(self._run(task, epoch))
+            return
+        self._replied(task, epoch, node, generation, outcome)
+
+    def _replied(
+        self, task: Task, epoch: int, node: NodeSlots, generation: int, outcome: replies.Reply | BaseException
+    ) -> None:
+        """Batch a reply; the scheduler takes the batch at the end of this turn of the loop."""
+        self._replies.append((task, epoch, node, generation, outcome))
+        if len(self._replies) == 1:
+            self._io.loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        batch, self._replies = self._replies, []
+        self._on_replies(batch)
 
     def _soon(self, coro: Coroutine[Any, Any, None]) -> None:
         if self._io.on_loop():
@@ -91,7 +146,7 @@ class Dispatcher:
             return
         except BaseException as exc:  # noqa: BLE001 - delivered to the caller's future (a bad reply included)
             outcome = exc
-        self._on_reply(task, epoch, node, generation, outcome)
+        self._replied(task, epoch, node, generation, outcome)
 
     @staticmethod
     async def _cancel_remote(node: NodeSlots, task_id: str, *, stop_running: bool) -> None:

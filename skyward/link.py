@@ -14,6 +14,7 @@ encodes it. A link's methods run on the pool's I/O loop.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Protocol
 
 from skyward.errors import SkywardError
@@ -31,10 +32,13 @@ class Link(Protocol):
         `timeout`."""
         ...
 
-    async def run(self, task_id: str, payload: bytes, blobs: tuple[bytes, ...] = ()) -> bytes:
-        """Run an encoded task (`skyward.payload`) that refers to the uploaded `blobs`; its reply's bytes.
+    def run(self, task_id: str, payload: bytes, blobs: tuple[bytes, ...] = ()) -> Awaitable[bytes]:
+        """Run an encoded task (`skyward.payload`) that refers to the uploaded `blobs`; awaits its reply's bytes.
 
-        Answers when the task has ended there (or was withdrawn, or lacks blobs: see `skyward.reply`).
+        Answers when the task has ended there (or was withdrawn, or lacks blobs: see `skyward.reply`). A
+        coroutine function (``async def run``) satisfies this; so does a plain method that returns an
+        `asyncio.Future` of the loop it runs on, raising nothing itself (failures go into the future), which
+        spares the dispatcher a task and a coroutine per task sent (`asyncio.ensure_future` takes either).
         """
         ...
 

@@ -36,6 +36,9 @@ STATUS_MISSING_BLOBS = 3  # the node lacks blobs the task refers to: upload them
 STATUS_CRASHED = 4  # the slot process running the task died (process slots; the agent lives on)
 
 DIGEST_SIZE = 16  # `skyward.blobs.DIGEST_SIZE`, repeated here so that decoding needs no blob store
+# Values whose pickle cloudpickle leaves to the C pickler: the same bytes, without building cloudpickle's
+# pickler for every reply (~6 us of a node's time per task).
+_PLAIN_VALUES = frozenset({int, float, bool, str, bytes, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,10 @@ def result(data: bytes, where: str) -> Any:
 def ok(value: object, task_id: str) -> bytes:
     """A success reply; a value that cannot be pickled, or is too large, becomes an error reply naming the task."""
     try:
-        body = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        if type(value) in _PLAIN_VALUES:
+            body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            body = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         return error(TypeError(
             f"the result of task {task_id} ({type(value).__name__}) could not be pickled: "

@@ -24,17 +24,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from skyward import reply as replies
 from skyward import settling
-from skyward.delivery import Delivery
-from skyward.dispatch import Dispatcher
+from skyward.delivery import Delivered, Delivery
+from skyward.dispatch import Dispatcher, Replied
 from skyward.errors import NodeLost, SkywardError
 from skyward.futures import TaskFuture
 from skyward.ioloop import EventLoopThread
+from skyward.link import Link
 from skyward.payload import EncodedTask
 from skyward.placement import Placement
 from skyward.scheduling_state import NodeSlots, Task, WindowState
-from skyward.link import Link
 from skyward.uploads import TransferStats
 
 logger = logging.getLogger("skyward.scheduler")
@@ -68,7 +67,7 @@ class Scheduler:
         self._on_node_down = on_node_down
         self._closed = False
         self._delivery = Delivery()
-        self._dispatcher = Dispatcher(nodes, io, self.stats, self._on_reply, self.node_down)
+        self._dispatcher = Dispatcher(nodes, io, self.stats, self._on_replies, self.node_down)
 
     def submit(
         self, encoded: EncodedTask, pinned_node: int | None = None, *, window: WindowState | None = None
@@ -134,18 +133,24 @@ class Scheduler:
         for task, victim in steals:
             self._dispatcher.withdraw(task, victim)
 
-    def _on_reply(
-        self, task: Task, epoch: int, node: NodeSlots, generation: int, outcome: replies.Reply | BaseException
-    ) -> None:
-        """On the I/O loop: `node` answered `task` (or running it failed)."""
+    def _on_replies(self, batch: list[Replied]) -> None:
+        """On the I/O loop: nodes answered these tasks (or running them failed), in this order."""
+        touched: dict[int, NodeSlots] = {}
+        delivered: list[Delivered] = []
+        now = time.monotonic()
         with self._lock:
-            if node.generation != generation or task.epoch != epoch or node.running.get(task.id) is not task:
-                return  # its node went down meanwhile: it was sent again, or failed, already
-            final = settling.settle_reply(self.placement, task, node, outcome, self._max_task_crashes)
-            if final is not None:
-                task.future._returned(time.monotonic())
-                self._delivery.put(task, node.name, final)
-            placed = self._place_locked((node,))
+            for task, epoch, node, generation, outcome in batch:
+                stale = node.generation != generation or task.epoch != epoch
+                if stale or node.running.get(task.id) is not task:
+                    continue  # its node went down meanwhile: it was sent again, or failed, already
+                final = settling.settle_reply(self.placement, task, node, outcome, self._max_task_crashes)
+                if final is not None:
+                    task.future._returned(now)
+                    delivered.append((task, node.name, final))
+                touched[node.index] = node
+            if delivered:
+                self._delivery.put_all(delivered)
+            placed = self._place_locked(touched.values())
         self._go(placed)
 
     # --- nodes going down and coming back ------------------------------------------------------------------
@@ -196,7 +201,7 @@ class Scheduler:
         """Hand a node event's failures to the delivery thread, then place what can go now."""
         for task, error in failed:
             self.placement.release(task, failed=True)
-            self._delivery.put(task, node.name, error)
+        self._delivery.put_all([(task, node.name, error) for task, error in failed])
         return self._place_locked((node,))
 
     def node_restarted(self, index: int, link: Link) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+
+import cloudpickle
 import lz4.frame
 import pytest
 
@@ -13,6 +16,14 @@ def test_ok_round_trips_and_is_decoded_lazily() -> None:
     decoded = replies.decode(replies.ok({"a": [1, 2]}, "t-1"))
     assert isinstance(decoded, replies.Ok)
     assert decoded.value() == {"a": [1, 2]}
+
+
+@pytest.mark.parametrize("value", [7, 2**100, -1.5, True, None, "é" * 3, b"\x00" * 5000, "x" * 10_000])
+def test_plain_values_are_the_bytes_cloudpickle_writes(value: object) -> None:
+    body = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    assert replies.ok(value, "t-1") == bytes([replies.STATUS_OK]) + wire.frame(body)
+    decoded = replies.decode(replies.ok(value, "t-1"))
+    assert isinstance(decoded, replies.Ok) and decoded.value() == value
 
 
 def test_error_round_trips_with_type_and_remote_traceback() -> None:

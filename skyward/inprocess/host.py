@@ -27,7 +27,7 @@ class DelayLine:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self._due: deque[tuple[float, Callable[..., object], tuple[Any, ...]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -43,16 +43,16 @@ class DelayLine:
     def add_at(self, when: float, fn: Callable[..., object], *args: Any) -> None:
         self._due.append((when, fn, args))
         if self._timer is None:
-            self._timer = self._loop.call_at(when, self._fire)
+            self._timer = self.loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
-        due, now = self._due, self._loop.time()
+        due, now = self._due, self.loop.time()
         while due and due[0][0] <= now:
             _, fn, args = due.popleft()
             fn(*args)
         if due:
-            self._timer = self._loop.call_at(due[0][0], self._fire)
+            self._timer = self.loop.call_at(due[0][0], self._fire)
 
 
 _LINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[object, DelayLine]] = (

@@ -124,32 +124,37 @@ class InProcessLink:
         self._loop = asyncio.get_running_loop()
         self._outbox = self._node.host.outbox(self._loop)
 
-    async def run(self, task_id: str, payload: bytes, blobs: tuple[bytes, ...] = ()) -> bytes:
-        reply: bytes = await self._ask("run", (task_id, payload, blobs))
-        return reply
+    def run(self, task_id: str, payload: bytes, blobs: tuple[bytes, ...] = ()) -> asyncio.Future[bytes]:
+        """The future of the reply's bytes (a plain method: see `skyward.link.Link.run`); call it on the loop
+        the link connected on. Failures, not being connected included, go into the future."""
+        return self._send("run", (task_id, payload, blobs))
 
     async def put_blob(self, digest: bytes, data: bytes) -> None:
-        await self._ask("put_blob", (digest, data))
+        await self._send("put_blob", (digest, data))
 
     async def cancel(self, task_ids: tuple[str, ...], *, stop_running: bool = True) -> int:
-        cancelled: int = await self._ask("cancel", (task_ids, stop_running))
+        cancelled: int = await self._send("cancel", (task_ids, stop_running))
         return cancelled
 
     async def heartbeat(self) -> bool:
-        answer: bool = await self._ask("heartbeat", ())
+        answer: bool = await self._send("heartbeat", ())
         return answer
 
-    async def _ask(self, kind: str, args: tuple[Any, ...]) -> Any:
+    def _send(self, kind: str, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Post one message to the node; the future of its answer, on the client's loop."""
         node, loop, outbox = self._node, self._loop, self._outbox
         if loop is None or outbox is None:
-            raise LinkError("not connected")
-        if not node.alive:
-            raise LinkError(f"node {node.name} is unreachable")
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(LinkError("not connected"))
+            return failed
         future = loop.create_future()
+        if not node.alive:
+            future.set_exception(LinkError(f"node {node.name} is unreachable"))
+            return future
         deliver: Callable[..., object] = node.ask_here
         not_before = loop.time() + node.latency if node.latency else 0.0
         node.host.inbox.post(deliver, kind, args, outbox, future, not_before=not_before)
-        return await future
+        return future
 
     async def close(self) -> None:
         self._loop = self._outbox = None

@@ -38,6 +38,7 @@ class VirtualSlots:
         self._jobs: dict[str, _Job] = {}  # queued or running
         self._running = 0
         self._closed = False
+        self._line: DelayLine | None = None  # made on first use, on the node's loop
 
     def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...] = ()) -> Future[bytes]:
         job = _Job(task_id, payload, Future())
@@ -47,9 +48,11 @@ class VirtualSlots:
         return job.future
 
     def _start_next(self) -> None:
-        loop = asyncio.get_running_loop()
-        # Every slot of every node on this loop holds tasks equally long: one delay line (no timer per task).
-        line = DelayLine.shared(loop, ("virtual slots", self._seconds))
+        line = self._line
+        if line is None:
+            # Every slot of every node on this loop holds tasks equally long: one delay line (no timer per task).
+            line = self._line = DelayLine.shared(asyncio.get_running_loop(), ("virtual slots", self._seconds))
+        loop = line.loop
         while self._running < self.concurrency and self._queued and not self._closed:
             job = self._queued.popleft()
             if not job.future.set_running_or_notify_cancel():  # cancelled while queued

@@ -7,6 +7,7 @@ Who may send it anything was settled before a message gets here: the transport a
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -64,15 +65,19 @@ class TaskRunner:
                 f"({self._cache_bytes / 2**20:.0f} MiB of newer results since); it is not run twice"
             )))  # fmt: skip
             return
-        missing = tuple(digest for digest in blobs if digest not in self._blobs)
+        missing = tuple(digest for digest in blobs if digest not in self._blobs) if blobs else ()
         if missing:  # answered before anything runs; not cached: the task comes again with its blobs
             reply(replies.missing(missing))
             return
         future = self._slots.submit(payload, task_id, blobs)
         self._running[task_id] = (future, [reply])
         loop = asyncio.get_running_loop()
+        here = threading.get_ident()
 
         def finish(done: Future[bytes]) -> None:
+            if threading.get_ident() == here:  # a slot that runs on the loop (simulated): no wake-up
+                self._finish(task_id, done)
+                return
             try:
                 loop.call_soon_threadsafe(self._finish, task_id, done)
             except RuntimeError:  # the agent's loop is closed (it is stopping): nobody waits for this reply
