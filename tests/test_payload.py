@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
 import textwrap
@@ -18,6 +19,14 @@ from skyward.payload import decode_task, encode_task
 
 def add(a: int, b: int = 0) -> int:
     return a + b
+
+
+@pytest.fixture(autouse=True)
+def _this_module_by_reference() -> None:
+    """An SSH pool earlier in the same run registers every test module to travel by value (code shipping is
+    process-wide); these tests are about functions pickled by reference."""
+    with contextlib.suppress(ValueError):  # not registered
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 def _slow(fn: object, args: tuple[object, ...], kwargs: dict[str, object], index: BlobIndex | None) -> bytes:
