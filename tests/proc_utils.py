@@ -40,3 +40,13 @@ def ancestry() -> list[str]:
         names.append(stat[stat.index("(") + 1 : stat.rindex(")")])
         pid = int(stat[stat.rindex(")") + 2 :].split()[1])
     return names
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most of the (start, end) intervals that were open at one time (tasks running at once)."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    best = current = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best

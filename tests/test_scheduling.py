@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from proc_utils import max_overlap
 
 import skyward as sky
 from skyward.inprocess import InProcess, current_node
@@ -38,14 +39,6 @@ def touch(path: str, seconds: float = 0.0) -> tuple[int, str | None]:
     return os.getpid(), current_node()
 
 
-def _max_overlap(intervals: list[tuple[float, float]]) -> int:
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    best = current = 0
-    for _, delta in events:
-        current += delta
-        best = max(best, current)
-    return best
-
 
 def test_a_node_never_runs_more_tasks_than_its_slots() -> None:
     with in_process(2, 3) as pool:
@@ -55,7 +48,7 @@ def test_a_node_never_runs_more_tasks_than_its_slots() -> None:
     for node, start, end, _ in results:
         by_node.setdefault(node, []).append((start, end))
     assert set(by_node) == names
-    overlaps = {node: _max_overlap(spans) for node, spans in by_node.items()}
+    overlaps = {node: max_overlap(spans) for node, spans in by_node.items()}
     assert all(o <= 3 for o in overlaps.values()), overlaps
     assert all(o == 3 for o in overlaps.values()), f"slots left idle: {overlaps}"
 

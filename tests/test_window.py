@@ -11,6 +11,7 @@ from concurrent.futures import CancelledError
 from pathlib import Path
 
 import pytest
+from proc_utils import max_overlap
 
 import skyward as sky
 from skyward.futures import TaskFuture
@@ -33,14 +34,6 @@ def fail_after(seconds: float) -> None:
     raise ValueError("task failed")
 
 
-def _max_overlap(intervals: list[tuple[float, float]]) -> int:
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    best = current = 0
-    for _, delta in events:
-        current += delta
-        best = max(best, current)
-    return best
-
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[sky.ComputePool]:
@@ -55,7 +48,7 @@ def test_a_window_keeps_its_limit_in_flight_and_starts_them_in_order(pool: sky.C
     assert window.in_flight == 2 and window.waiting == 6
     results = [f.result(timeout=30) for f in futures]
     assert {pid for pid, *_ in results} == {pool.nodes[0].pid} != {os.getpid()}
-    assert _max_overlap([(start, end) for _, start, end, _ in results]) == 2  # 4 slots free, 2 used
+    assert max_overlap([(start, end) for _, start, end, _ in results]) == 2  # 4 slots free, 2 used
     assert [label for *_, label in sorted(results, key=lambda r: r[1])] == list(range(8))
     assert window.in_flight == 0 and window.waiting == 0
 
