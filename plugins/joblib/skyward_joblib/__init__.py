@@ -10,6 +10,8 @@ The plugin pins the client's joblib version on the nodes (pickled batches are no
 versions) and, for the pool's block, makes `SkywardBackend` joblib's active backend.
 """
 
+__version__ = "0.1.0"  # the one place; plugins follow skyward's minor version
+
 from skyward_joblib.activation import BACKEND_NAME, register_default, skyward_backend
 from skyward_joblib.backend import NOT_CONFIGURED, SkywardBackend
 from skyward_joblib.plugin import JoblibPlugin, exact_version, plugin

@@ -11,6 +11,8 @@ handling) plus scikit-learn on the nodes. Both packages are pinned to the client
 estimators and joblib batches are not portable across versions.
 """
 
+__version__ = "0.1.0"  # the one place; plugins follow skyward's minor version
+
 from skyward_sklearn.plugin import SklearnPlugin, plugin
 from skyward_sklearn.pools import ScikitLearnPool, sklearn_backend
 
