@@ -7,7 +7,9 @@
 Each task sleeps ``duration`` seconds: a stand-in for I/O, or for work that releases the GIL (numpy,
 scikit-learn). For every ``NODESxCONCURRENCY`` configuration it starts a pool with the joblib plugin, runs the
 same unchanged joblib code on it, and prints a table: effective workers (what ``n_jobs=-1`` became), total time,
-throughput, the ideal time (tasks x duration / workers) and the efficiency (ideal / total).
+throughput, the ideal time and the efficiency (ideal / total). The ideal time is the shortest any scheduler can
+finish in: whole rounds of ``duration``, ceil(tasks / workers) of them. (The seeds' formula, tasks x duration /
+workers, is the same when the tasks divide evenly; 200 tasks on 32 slots take 7 rounds, 0.70 s, not 0.625 s.)
 
 The same sizes can come from the environment: SKYWARD_JOBLIB_TASKS, SKYWARD_JOBLIB_DURATION,
 SKYWARD_JOBLIB_CONFIGS (e.g. "1x4,2x4"); command-line flags win.
@@ -27,6 +29,7 @@ provider and the sizes change:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -64,7 +67,7 @@ class Row:
 
     @property
     def ideal(self) -> float:
-        return self.tasks * self.duration / self.workers
+        return math.ceil(self.tasks / self.workers) * self.duration  # whole rounds: no slot runs half a task
 
     def cells(self) -> list[str]:
         return [
