@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from importlib.metadata import packages_distributions
 from types import ModuleType
+from typing import Any, cast
 
 from packaging.markers import default_environment
 from packaging.utils import canonicalize_name
@@ -53,7 +54,7 @@ def _distributions_of_top_modules() -> dict[str, frozenset[str]]:
 
 def node_distributions(image: Image) -> frozenset[str]:
     """Canonical names of the distributions a node built from `image` has installed."""
-    markers = dict(default_environment())
+    markers = cast("dict[str, str]", dict(default_environment()))  # PEP 508 environment values are strings
     resolution = pin_to_client([*image.pip, *runtime_requirements()], markers, skip=project_names())
     return frozenset(resolution.pins) | project_names()
 
@@ -105,7 +106,9 @@ def portable_warning_filters(image: Image | None) -> Iterator[list[tuple[object,
     Filters added inside the block (an SDK imported there) are not screened: add them before the block, or
     keep their categories importable on the nodes.
     """
-    filters = warnings.filters
+    filters = cast(
+        "list[Any]", warnings.filters
+    )  # a list at runtime (typeshed says Sequence); edited in place
     saved = list(filters)
     foreign = any(not is_stdlib_category(entry[2]) for entry in saved)
     removed = NodeImports(image).unloadable(saved) if foreign else []
