@@ -18,12 +18,9 @@ import types
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any
 
 from skyward.pool import ComputePool, current_pool
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def _target(target: object) -> ComputePool:
@@ -35,7 +32,7 @@ def _target(target: object) -> ComputePool:
 
 
 @dataclass(frozen=True)
-class PendingCall(Generic[R]):
+class PendingCall[R]:
     """A call of a `@sky.compute` function, not yet run anywhere."""
 
     fn: Callable[..., R]
@@ -82,7 +79,7 @@ def gather(*calls: PendingCall[Any]) -> PendingGroup:
     return PendingGroup(tuple(calls))
 
 
-def compute(fn: Callable[P, R]) -> Callable[P, PendingCall[R]]:
+def compute[**P, R](fn: Callable[P, R]) -> Callable[P, PendingCall[R]]:
     """Make calls of `fn` pending: they run where you send them (``>>``, ``>``, ``@``).
 
     The undecorated function stays reachable as ``.local``.

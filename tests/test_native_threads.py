@@ -7,7 +7,12 @@ import os
 import pytest
 
 import skyward as sky
-from skyward.worker.native_threads import THREAD_VARIABLES, available_cpus, limit_native_threads, threads_per_slot
+from skyward.worker.native_threads import (
+    THREAD_VARIABLES,
+    available_cpus,
+    limit_native_threads,
+    threads_per_slot,
+)
 
 
 @pytest.mark.parametrize(

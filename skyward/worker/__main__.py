@@ -19,14 +19,13 @@ import threading
 import time
 
 from skyward import transport
-from skyward.blobs import BlobStore
 from skyward.agent_config import AgentConfig, AgentConfigError
+from skyward.blobs import BlobStore
 from skyward.worker import READY_PREFIX
 from skyward.worker.agent import REPLY_CACHE_BYTES, TaskRunner
 from skyward.worker.native_threads import limit_native_threads
 from skyward.worker.slots import make_slots
 from skyward.worker.thread_warnings import install as per_thread_warning_filters
-
 
 BLOB_CACHE_BYTES = 2 << 30  # the blob store's default size
 

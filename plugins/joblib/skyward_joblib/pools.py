@@ -17,7 +17,6 @@ from skyward.image import Image
 from skyward.pool import ComputePool, current_pool
 from skyward.providers.base import Provider
 from skyward.spec import DEFAULT_ALLOCATION, Worker
-
 from skyward_joblib.activation import skyward_backend
 from skyward_joblib.backend import SkywardBackend
 from skyward_joblib.plugin import JoblibPlugin

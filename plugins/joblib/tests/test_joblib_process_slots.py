@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from joblib import Parallel, delayed
-from joblib_plugin_tasks import barrier, fail_first_then_sleep, where
+from joblib_plugin_tasks import barrier, fail_first_then_sleep
 
 import skyward as sky
 

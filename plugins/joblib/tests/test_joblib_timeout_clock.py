@@ -7,7 +7,6 @@ import os
 import time
 
 import pytest
-
 from joblib import Parallel, delayed
 
 import skyward as sky

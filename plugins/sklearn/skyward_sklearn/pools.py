@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from skyward_joblib import JoblibPlugin, SkywardBackend
+from skyward_joblib.pools import joblib_backend, pool_arguments
+
 from skyward.image import Image
 from skyward.pool import ComputePool
 from skyward.providers.base import Provider
 from skyward.spec import DEFAULT_ALLOCATION
-from skyward_joblib import JoblibPlugin, SkywardBackend
-from skyward_joblib.pools import joblib_backend, pool_arguments
-
 from skyward_sklearn.plugin import SklearnPlugin
 
 
