@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from skyward.bootstrap.facts import NodeFacts
 from skyward.bootstrap.plan import InstallPlan
 from skyward.bootstrap.progress import Phase
-from skyward.bootstrap.wheels import Wheel, uv_wheel
+from skyward.bootstrap.wheel_download import uv_wheel
+from skyward.bootstrap.wheels import Wheel
 from skyward.errors import ProvisionError
 
 if TYPE_CHECKING:

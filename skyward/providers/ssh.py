@@ -32,7 +32,8 @@ from skyward.bootstrap.plan import InstallPlan, make_plan
 from skyward.bootstrap.progress import BootstrapEvent, Phase, ProgressCallback, print_event
 from skyward.bootstrap.remote import BootstrapSettings, NodeBootstrap, probe, remote_path
 from skyward.bootstrap.requirements import project_distributions
-from skyward.bootstrap.wheels import Wheel, offline_wheelhouse, wheel_of_installed
+from skyward.bootstrap.wheel_download import offline_wheelhouse
+from skyward.bootstrap.wheels import Wheel, wheel_of_installed
 from skyward.errors import ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import EventLoopThread, shared_loop
