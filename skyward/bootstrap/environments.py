@@ -106,4 +106,3 @@ def _check_python(facts: NodeFacts, image: Image, where: str) -> None:
             f"{client}; functions travel as bytecode of the client's version, so nodes need the same minor version. "
             f"Pass SSH(python=...) naming a Python {client} on the nodes."
         )
-

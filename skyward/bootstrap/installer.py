@@ -14,9 +14,7 @@ from skyward.errors import ProvisionError
 Installer = Literal["auto", "uv", "pip"]
 
 
-async def choose_installer(
-    choice: Installer, facts: NodeFacts, host: str
-) -> tuple[str | None, Wheel | None]:
+async def choose_installer(choice: Installer, facts: NodeFacts, host: str) -> tuple[str | None, Wheel | None]:
     """The node's uv, or a uv wheel to unpack there, or neither (venv+pip)."""
     if choice == "pip":
         _require_venv(facts, host, "installer='pip'")
@@ -33,11 +31,11 @@ async def choose_installer(
         return None, wheel
     if choice == "uv":
         raise BootstrapFailed(
-            f"{host}: installer='uv' but the node has no uv and none could be "
-            f"fetched for it: {reason}"
+            f"{host}: installer='uv' but the node has no uv and none could be fetched for it: {reason}"
         )
     _require_venv(facts, host, f"the node has no uv and none could be fetched for it ({reason})")
     return None, None
+
 
 def _require_venv(facts: NodeFacts, host: str, why: str) -> None:
     if not facts.has_venv:

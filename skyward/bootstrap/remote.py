@@ -54,7 +54,6 @@ class BootstrapSettings:
     probe_timeout: float = 60.0
 
 
-
 class NodeBootstrap:
     """Makes sure the environment of one plan exists on one node, installing it when it does not."""
 

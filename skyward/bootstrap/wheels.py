@@ -146,7 +146,6 @@ def build_from_source(name: str, source: Path) -> Wheel:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-
 # --- repacked from an installed distribution -------------------------------------------------------------------
 
 

@@ -68,9 +68,7 @@ class SSHDeployment:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(
-                        self._start_node(index, target, cluster, image, secret, lease)
-                    )
+                    group.create_task(self._start_node(index, target, cluster, image, secret, lease))
                     for index, target in enumerate(hosts)
                 ]
         except BaseExceptionGroup as failures:

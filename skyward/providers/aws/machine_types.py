@@ -216,7 +216,9 @@ def choose_instance_type(
     fits = [
         t
         for t in candidates
-        if not t.burstable and t.satisfies(request) and (request.accelerator is not None or not t.accelerators)
+        if not t.burstable
+        and t.satisfies(request)
+        and (request.accelerator is not None or not t.accelerators)
     ]
     if not fits:
         raise ProvisionError(

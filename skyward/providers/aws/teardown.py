@@ -32,8 +32,7 @@ def release_outliving_interrupts(resources: PoolResources, workdir: Path) -> Non
             pass
     except KeyboardInterrupt:
         print(
-            f"skyward: still removing the AWS resources of {pool_id}; the program exits once "
-            "they are gone",
+            f"skyward: still removing the AWS resources of {pool_id}; the program exits once they are gone",
             file=sys.stderr,
             flush=True,
         )
