@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from skyward.bootstrap import wheel_cache, wheels
+from skyward.bootstrap import wheel_cache, wheel_download
 from skyward.bootstrap.wheels import repack
 
 
@@ -60,10 +60,10 @@ def test_a_downloaded_wheel_changed_in_the_cache_is_not_reused(cache: Path) -> N
         archive.writestr("demo_pkg/__init__.py", "")
     wheel_cache.recorded(good)
     facts = _facts()
-    assert wheels._cached_download("demo-pkg==1.0", facts) is not None
+    assert wheel_download._cached_download("demo-pkg==1.0", facts) is not None
     with open(good, "ab") as f:
         f.write(b"changed")
-    assert wheels._cached_download("demo-pkg==1.0", facts) is None
+    assert wheel_download._cached_download("demo-pkg==1.0", facts) is None
     assert not good.exists()  # removed, so that it is downloaded again
 
 

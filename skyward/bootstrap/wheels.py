@@ -7,12 +7,14 @@ Three sources, cheapest first:
 - *repacked*: a regular installed distribution is zipped back into a wheel from its ``RECORD`` (with the tags
   of the wheel it was installed from), which needs no network at all;
 - *downloaded*: ``pip download --only-binary=:all: --platform ... --python-version ...`` for the node's platform
-  when the client's copy does not fit the node (another OS or CPU) or the client does not have the package.
+  when the client's copy does not fit the node (another OS or CPU) or the client does not have the package
+  (`skyward.bootstrap.wheel_download`, with the wheelhouse of an offline node).
 
-Everything lands in a cache directory (``$SKYWARD_CACHE_DIR``, else ``$XDG_CACHE_HOME/skyward``, else
-``~/.cache/skyward``) keyed by content, so a second pool reuses it. The cache is private (directories 0700, files
-0600 from their creation), and each wheel's SHA-256 is recorded beside it (``<wheel>.sha256``) when it is made:
-a cached wheel is reused only if its bytes still have that hash, and made again otherwise (`wheel_cache`).
+This module makes the first two. Everything lands in a cache directory (``$SKYWARD_CACHE_DIR``, else
+``$XDG_CACHE_HOME/skyward``, else ``~/.cache/skyward``) keyed by content, so a second pool reuses it. The cache is
+private (directories 0700, files 0600 from their creation), and each wheel's SHA-256 is recorded beside it
+(``<wheel>.sha256``) when it is made: a cached wheel is reused only if its bytes still have that hash, and made
+again otherwise (`wheel_cache`).
 """
 
 from __future__ import annotations
@@ -23,33 +25,33 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
-import threading
 import zipfile
 from base64 import urlsafe_b64encode
-from collections.abc import Iterable, Mapping, Sequence
 from email.parser import HeaderParser
-from functools import cache
 from importlib.metadata import Distribution
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from packaging.tags import Tag, parse_tag
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name
 
-from skyward.bootstrap.facts import NodeFacts
-from skyward.bootstrap.requirements import Pin
-from skyward.bootstrap.wheel_cache import Wheel, private_dir, recorded, verified, write_private
+from skyward.bootstrap.client_tools import client_uv, run_tool, wheel_lock
+from skyward.bootstrap.wheel_cache import Wheel, private_dir, recorded, verified
 from skyward.errors import ProvisionError
 
-# Wheel production runs in worker threads (one per node being bootstrapped); one at a time is plenty and keeps
-# two nodes from building the same wheel twice.
-_lock = threading.RLock()
+__all__ = [
+    "Wheel",
+    "build_from_source",
+    "editable_source",
+    "installed_tags",
+    "repack",
+    "wheel_of_installed",
+]
+
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same files always give the same bytes
 _SKIP_DIST_INFO = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
-_OUTPUT_TAIL = 30
 
 
 # --- built from source -----------------------------------------------------------------------------------------
@@ -92,7 +94,7 @@ def _fingerprint(source: Path) -> str:
 
 def build_from_source(name: str, source: Path) -> Wheel:
     """Build (or take from the cache) the wheel of the project at `source`."""
-    with _lock:
+    with wheel_lock:
         target = private_dir("built") / f"{canonicalize_name(name)}-{_fingerprint(source)}"
         existing = sorted(target.glob("*.whl"))
         if existing:
@@ -123,7 +125,7 @@ def build_from_source(name: str, source: Path) -> Wheel:
                     f"cannot build a wheel of {name} (an editable install at {source}) to ship to the nodes: "
                     "neither uv nor pip is available here"
                 )
-            _run(command, f"building a wheel of {name} from {source}")
+            run_tool(command, f"building a wheel of {name} from {source}")
             built = sorted(scratch.glob("*.whl"))
             if len(built) != 1:
                 raise ProvisionError(
@@ -178,7 +180,7 @@ def repack(dist: Distribution) -> Wheel:
     )
     filename = f"{project}-{version}-{'.'.join(interpreters)}-{'.'.join(abis)}-{'.'.join(platforms)}.whl"
     key = hashlib.sha256(record.encode()).hexdigest()[:16]
-    with _lock:
+    with wheel_lock:
         target = private_dir("repacked", key) / filename
         if target.exists():
             cached = verified(target)
@@ -225,156 +227,3 @@ def wheel_of_installed(dist: Distribution) -> Wheel:
     if source is not None:
         return build_from_source(dist.metadata["Name"], source)
     return repack(dist)
-
-
-# --- downloaded for another platform ---------------------------------------------------------------------------
-
-
-def _pip_command() -> list[str]:
-    if importlib.util.find_spec("pip"):
-        return [sys.executable, "-m", "pip"]
-    uv = client_uv()
-    if uv:
-        # A pip of its own, fetched once into uv's cache, run by this interpreter (uv must not fetch another).
-        return [uv, "tool", "run", "--python", sys.executable, "--from", "pip", "pip"]
-    raise ProvisionError(
-        "cannot download wheels for the nodes: this environment has neither pip nor uv (install one of them)"
-    )
-
-
-def _cached_download(pin: str, facts: NodeFacts) -> Wheel | None:
-    """A wheel fetched earlier for ``name==version`` that the node accepts."""
-    name, _, version = pin.partition("==")
-    folder = private_dir("downloads")
-    for path in sorted(folder.glob("*.whl")):
-        found_name, found_version, _, found_tags = parse_wheel_filename(path.name)
-        if (
-            found_name == canonicalize_name(name)
-            and str(found_version) == version
-            and facts.accepts(found_tags)
-        ):
-            cached = verified(path)
-            if cached is not None:
-                return cached
-    return None
-
-
-def download(
-    requirements: Sequence[str], constraints: Sequence[str], facts: NodeFacts, *, no_deps: bool
-) -> list[Wheel]:
-    """``pip download`` binary wheels of `requirements` (and their dependencies unless `no_deps`) for the node."""
-    if not requirements:
-        return []
-    with _lock:
-        if no_deps:
-            cached = [_cached_download(r, facts) if "==" in r else None for r in requirements]
-            if all(cached):
-                return [w for w in cached if w is not None]
-        folder = private_dir("downloads")
-        scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=folder))
-        try:
-            command = [*_pip_command(), "download", "--only-binary=:all:", "--dest", str(scratch)]
-            command += ["--python-version", facts.python_minor, "--implementation", "cp"]
-            for abi in (facts.abi, "abi3", "none"):
-                command += ["--abi", abi]
-            for platform in facts.platforms:
-                command += ["--platform", platform]
-            command += ["--no-deps"] if no_deps else []
-            if constraints:
-                constraint_file = scratch / "constraints.txt"
-                write_private(constraint_file, ("\n".join(constraints) + "\n").encode())
-                command += ["--constraint", str(constraint_file)]
-            command += list(requirements)
-            _run(
-                command,
-                f"downloading wheels of {', '.join(requirements)} for the nodes ({facts.platform_key}, Python "
-                f"{facts.python_minor})",
-            )
-            wheels = []
-            for path in sorted(scratch.glob("*.whl")):
-                kept = folder / path.name
-                recorded(path)
-                os.replace(path.with_name(path.name + ".sha256"), kept.with_name(kept.name + ".sha256"))
-                os.replace(path, kept)
-                wheels.append(Wheel.of(kept))
-            return wheels
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-
-# --- what a node needs -----------------------------------------------------------------------------------------
-
-
-def offline_wheelhouse(pins: Mapping[str, Pin], unresolved: Iterable[str], facts: NodeFacts) -> list[Wheel]:
-    """Every wheel a node without index access needs to install `pins` and `unresolved` requirements.
-
-    The client's own installed copies are used wherever they fit the node; the rest is downloaded.
-    """
-    wheels: list[Wheel] = []
-    to_download: list[str] = []
-    for pin in pins.values():
-        tags = installed_tags(pin.dist)
-        if editable_source(pin.dist) is not None or (tags is not None and facts.accepts(tags)):
-            wheels.append(wheel_of_installed(pin.dist))
-        else:
-            to_download.append(str(pin))
-    wheels += download(to_download, (), facts, no_deps=True)
-    wheels += download(list(unresolved), [str(pin) for pin in pins.values()], facts, no_deps=False)
-    return list({wheel.sha256: wheel for wheel in wheels}.values())
-
-
-@cache
-def _uv_on_path() -> tuple[str, str] | None:
-    """``(path, version)`` of the uv on this client's PATH if it really runs: a pyenv shim may be found there
-    and only answer ``pyenv: uv: command not found``."""
-    uv = shutil.which("uv")
-    if not uv:
-        return None
-    try:
-        output = subprocess.run(
-            [uv, "--version"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-            stdin=subprocess.DEVNULL,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    parts = output.split()
-    if len(parts) < 2 or parts[0] != "uv":
-        return None
-    return uv, parts[1]
-
-
-def client_uv() -> str | None:
-    """The uv on this client's PATH, if it runs."""
-    found = _uv_on_path()
-    return found[0] if found else None
-
-
-def uv_version() -> str | None:
-    """The version of the client's uv, to give the nodes the same one."""
-    found = _uv_on_path()
-    return found[1] if found else None
-
-
-def uv_wheel(facts: NodeFacts) -> Wheel | None:
-    """A uv wheel for the node (its binary is all the node takes from it), or ``None`` when none can be had."""
-    version = uv_version()
-    requirement = f"uv=={version}" if version else "uv"
-    try:
-        found = download([requirement], (), facts, no_deps=True)
-    except ProvisionError:
-        return None
-    return next((w for w in found if w.filename.startswith("uv-")), None)
-
-
-def _run(command: list[str], what: str) -> None:
-    # umask 077: what the build or download writes into the cache is private from its creation.
-    result = subprocess.run(
-        command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False, umask=0o077
-    )
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip().splitlines()[-_OUTPUT_TAIL:]
-        raise ProvisionError(f"{what} failed (exit {result.returncode}):\n" + "\n".join(output))

@@ -3,7 +3,9 @@
 joblib drives it like this for each ``Parallel(...)(tasks)`` call: ``configure`` -> ``start_call`` ->
 ``submit(batch, callback)`` for up to ``pre_dispatch`` batches -> each completion calls ``callback``, which reads
 the outcome through ``retrieve_result_callback`` and dispatches the next batch -> ``stop_call`` -> ``terminate``.
-The first task error (or a ``timeout``) makes joblib call ``abort_everything``.
+The first task error (or a ``timeout``) makes joblib call ``abort_everything``. `SkywardBackend` is one class
+over the usual ~150 lines for that reason: its methods are that protocol, called by joblib on one object, and they
+share one call's state (its window, pool and blob policy).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from skyward.providers.aws.catalog import (
     resolve_parameter,
 )
 from skyward.providers.aws.reach import client_cidr, normalise_cidr
-from skyward.providers.aws.resources import pool_tags
+from skyward.providers.aws.tags import pool_tags
 from skyward.providers.aws.userdata import user_data, watchdog_times
 from skyward.spec import DEFAULT_ALLOCATION, ClusterSpec
 
