@@ -40,7 +40,9 @@ def test_skyward_imports_and_configures_aws_without_boto3() -> None:
         [sys.executable, "-c", WITHOUT_BOTO3], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "LAUNCH: sky.AWS needs boto3, which is not installed here: pip install 'skyward[aws]'" in result.stdout
+    assert "LAUNCH: sky.AWS needs boto3, which is not installed here: install boto3 (`uv sync --extra aws`" in (
+        result.stdout
+    )
 
 
 def test_the_hiding_works() -> None:

@@ -13,7 +13,10 @@ from typing import Any
 
 from skyward.errors import ProvisionError
 
-INSTALL_HINT = "pip install 'skyward[aws]'"
+INSTALL_HINT = (
+    "install boto3 (`uv sync --extra aws` in a clone of skyward, or `uv pip install boto3`; "
+    "not `pip install skyward[aws]`: that name on PyPI is another project)"
+)
 
 
 class AwsRefused(ProvisionError):
