@@ -1,8 +1,9 @@
 """A lab of a real Slurm cluster (Debian's slurm-wlm and munge) for the Slurm provider's tests.
 
 One munged and one slurmctld run in this network namespace; each compute node is a slurmd in its own network
-namespace and UTS namespace (its own hostname), joined to this machine by a veth whose far end sits on a bridge
-created here (``10.232.<k>.0/24``, the "cluster network"): the controller is ``.1``, node ``i`` is ``.(10+i)``.
+namespace and UTS namespace (its own hostname), joined to this machine by a veth whose far end sits on a
+bridge created here (``10.232.<k>.0/24``, the "cluster network"): the controller is ``.1``, node ``i`` is
+``.(10+i)``.
 Nodes reach each other and the controller, and nothing else. Configuration, state, spool and logs live in a
 temporary directory; ``SLURM_CONF`` points the Slurm commands at it.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ssh"))  # the sshd lab's helpers
 
-from sshd_lab import IP, free_port, netns_unavailable_reason  # noqa: E402
+from sshd_lab import IP, free_port, netns_unavailable_reason
 
 DAEMONS = {name: shutil.which(name) or f"/usr/sbin/{name}" for name in ("munged", "slurmctld", "slurmd")}
 COMMANDS = ("sbatch", "srun", "squeue", "scancel", "scontrol", "sinfo")
@@ -38,17 +39,22 @@ def _missing() -> list[str]:
 
 
 def unavailable_reason() -> str | None:
-    """Why the lab cannot run here, or ``None``. Installs the Debian packages when they are missing and apt works."""
+    """Why the lab cannot run here, or ``None``. Installs the Debian packages when missing and apt works."""
     if sys.platform != "linux":
         return "the Slurm lab needs Linux"
     if os.geteuid() != 0:
         return "the Slurm lab starts slurmctld, slurmd and network namespaces, which needs root"
     if _missing() and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], capture_output=True, env=env, check=False)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", *APT_PACKAGES], capture_output=True, env=env, check=False
+        )
     missing = _missing()
     if missing:
-        return f"Slurm is not installed and could not be installed ({', '.join(missing)} missing; Debian: apt-get install slurm-wlm munge)"
+        return (
+            f"Slurm is not installed and could not be installed ({', '.join(missing)} missing; "
+            "Debian: apt-get install slurm-wlm munge)"
+        )
     return netns_unavailable_reason()
 
 
@@ -76,7 +82,9 @@ class ComputeNode:
 @dataclass
 class SlurmLab:
     node_count: int = 2
-    cpus: int = 4  # per node, as slurm.conf declares them (config_overrides: more than the machine has is fine)
+    cpus: int = (
+        4  # per node, as slurm.conf declares them (config_overrides: more than the machine has is fine)
+    )
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="skyward-slurm-lab-")))
     nodes: dict[str, ComputeNode] = field(default_factory=dict)
 
@@ -145,13 +153,22 @@ class SlurmLab:
         key.chmod(0o600)
         self._daemon(
             [
-                DAEMONS["munged"], "--foreground", "--force",
-                f"--key-file={key}", f"--socket={self.munge_socket}", f"--pid-file={folder / 'munged.pid'}",
-                f"--log-file={folder / 'munged.log'}", f"--seed-file={folder / 'munged.seed'}",
+                DAEMONS["munged"],
+                "--foreground",
+                "--force",
+                f"--key-file={key}",
+                f"--socket={self.munge_socket}",
+                f"--pid-file={folder / 'munged.pid'}",
+                f"--log-file={folder / 'munged.log'}",
+                f"--seed-file={folder / 'munged.seed'}",
             ],
             folder / "munged.out",
         )
-        _wait(lambda: self.munge_socket.exists(), 10, f"munged did not start: {self._log(folder / 'munged.log')}")
+        _wait(
+            lambda: self.munge_socket.exists(),
+            10,
+            f"munged did not start: {self._log(folder / 'munged.log')}",
+        )
 
     def _write_conf(self) -> None:
         for sub in ("state", "spool", "log"):
@@ -192,8 +209,8 @@ class SlurmLab:
             "SlurmctldDebug=info",
             "SlurmdDebug=info",
             *(
-                f"NodeName={self.node_name(i)} NodeAddr={self.subnet}.{10 + i} CPUs={self.cpus} RealMemory=2000 "
-                f"Feature=lab State=UNKNOWN"
+                f"NodeName={self.node_name(i)} NodeAddr={self.subnet}.{10 + i} CPUs={self.cpus} "
+                "RealMemory=2000 Feature=lab State=UNKNOWN"
                 for i in range(self.node_count)
             ),
             f"PartitionName=lab Nodes={names} Default=YES MaxTime=INFINITE State=UP",
@@ -202,7 +219,9 @@ class SlurmLab:
         self.conf.write_text("\n".join(lines))
 
     def _slurmctld(self) -> None:
-        self._daemon([DAEMONS["slurmctld"], "-D", "-i", "-f", str(self.conf)], self.root / "log" / "slurmctld.out")
+        self._daemon(
+            [DAEMONS["slurmctld"], "-D", "-i", "-f", str(self.conf)], self.root / "log" / "slurmctld.out"
+        )
 
         def answers() -> bool:
             return self.command("scontrol", "ping", check=False).returncode == 0
@@ -225,7 +244,9 @@ class SlurmLab:
 
     # --- use -----------------------------------------------------------------------------------------------
 
-    def command(self, *argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def command(
+        self, *argv: str, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         """Run a Slurm command against this lab."""
         result = subprocess.run(
             argv, capture_output=True, text=True, env={**os.environ, **self.env}, timeout=timeout, check=False
@@ -256,7 +277,9 @@ class SlurmLab:
 
     def jobs(self) -> list[str]:
         """The ids of the lab's jobs that are not finished."""
-        out = self.command("squeue", "-h", "-o", "%i", "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED").stdout
+        out = self.command(
+            "squeue", "-h", "-o", "%i", "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED"
+        ).stdout
         return out.split()
 
     def logs(self) -> str:
@@ -291,7 +314,9 @@ class SlurmLab:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         for netns in self._namespaces:  # job steps (slurmstepd and its tasks) outlive their slurmd
-            pids = subprocess.run([IP or "ip", "netns", "pids", netns], capture_output=True, text=True, check=False)
+            pids = subprocess.run(
+                [IP or "ip", "netns", "pids", netns], capture_output=True, text=True, check=False
+            )
             for pid in pids.stdout.split():
                 try:
                     os.kill(int(pid), signal.SIGKILL)

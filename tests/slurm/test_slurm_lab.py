@@ -8,8 +8,14 @@ from slurm_lab import SlurmLab
 def test_a_two_node_job_runs_in_both_node_namespaces(lab: SlurmLab) -> None:
     out = lab.root / "lab-check-%j.txt"
     lab.command(
-        "sbatch", "--wait", "-N2", "--ntasks-per-node=1", "-o", str(out),
-        "--wrap", "srun sh -c 'echo $(hostname) $(stat -L -c %i /proc/self/ns/net)'",
+        "sbatch",
+        "--wait",
+        "-N2",
+        "--ntasks-per-node=1",
+        "-o",
+        str(out),
+        "--wrap",
+        "srun sh -c 'echo $(hostname) $(stat -L -c %i /proc/self/ns/net)'",
         timeout=90,
     )
     [written] = lab.root.glob("lab-check-*.txt")
