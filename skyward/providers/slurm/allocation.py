@@ -55,12 +55,15 @@ class Allocation:
 
     def submit(self, timeout: float = 60.0) -> str:
         """Ask for the allocation; returns the job id as soon as Slurm has queued it."""
-        self._salloc = self._shell.spawn(["salloc", "--no-shell", *self._salloc_args], stdin=False)
+        argv = ["salloc", "--no-shell", *self._salloc_args]
+        self._salloc = self._shell.spawn(argv, stdin=False)
         threading.Thread(target=self._read_salloc, daemon=True, name="salloc-output").start()
-        if not self._id_known.wait(timeout) or self.job_id is None:
+        queued = self._id_known.wait(timeout)
+        if self.job_id is None:
             self._kill_salloc()
             said = "\n".join(self._stderr) or "(nothing)"
-            raise ProvisionError(f"salloc did not queue a job within {timeout:.0f}s. It said:\n{said}")
+            what = "refused the job" if queued else f"did not queue a job within {timeout:.0f}s"
+            raise ProvisionError(f"salloc {what} ({' '.join(argv)}). It said:\n{said}")
         return self.job_id
 
     def _read_salloc(self) -> None:
