@@ -18,10 +18,10 @@ from skyward.providers.slurm import Slurm
 
 def test_an_exception_in_the_block_cancels_the_job(lab: SlurmLab) -> None:
     jobs: list[str] = []
-    with pytest.raises(RuntimeError, match="boom"):
-        with sky.ComputePool(provider=Slurm(time="10:00", quiet=True), nodes=2):
-            jobs = lab.jobs()
-            raise RuntimeError("boom")
+    provider = Slurm(time="10:00", quiet=True)
+    with pytest.raises(RuntimeError, match="boom"), sky.ComputePool(provider=provider, nodes=2):
+        jobs = lab.jobs()
+        raise RuntimeError("boom")
     assert len(jobs) == 1
     assert lab.jobs() == []
 
@@ -33,18 +33,19 @@ def test_a_job_that_stays_pending_times_out_and_is_cancelled(lab: SlurmLab) -> N
         time="10:00", start_timeout=4, sbatch_args=("--begin=now+1day",), progress=progress.append
     )
     started = time.monotonic()
-    with pytest.raises(sky.ProvisionError, match=r"did not start within 4s: it is PENDING \(BeginTime\)"):
-        with sky.ComputePool(provider=provider, nodes=2):
-            pass
+    expected = r"did not start within 4s: it is PENDING \(BeginTime\)"
+    with pytest.raises(sky.ProvisionError, match=expected), sky.ComputePool(provider=provider, nodes=2):
+        pass
     assert time.monotonic() - started < 60
     assert any("PENDING (BeginTime)" in line for line in progress), progress
     assert lab.jobs() == []
 
 
 def test_a_job_slurm_refuses_fails_with_slurms_reason(lab: SlurmLab) -> None:
-    with pytest.raises(sky.ProvisionError, match="(?s)salloc refused the job.*Invalid feature"):
-        with sky.ComputePool(provider=Slurm(constraint="no-such-feature", quiet=True), nodes=2):
-            pass
+    provider = Slurm(constraint="no-such-feature", quiet=True)
+    expected = "(?s)salloc refused the job.*Invalid feature"
+    with pytest.raises(sky.ProvisionError, match=expected), sky.ComputePool(provider=provider, nodes=2):
+        pass
     assert lab.jobs() == []
 
 
