@@ -282,6 +282,18 @@ class SlurmLab:
         ).stdout
         return out.split()
 
+    def jobs_after_close(self, timeout: float = 30) -> list[str]:
+        """The unfinished jobs once those being cancelled have finished (a cancelled job is COMPLETING while
+        its steps end): what a test asserts is empty after a pool closed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = self.command("squeue", "-h", "-o", "%i %T").stdout.split("\n")
+            pending = [line.split()[0] for line in jobs if line.strip()]
+            ending = [line for line in jobs if line.strip().endswith("COMPLETING")]
+            if not ending or time.monotonic() >= deadline:
+                return pending
+            time.sleep(0.2)
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{self._log(p)}" for p in sorted((self.root / "log").glob("*.log")))
 

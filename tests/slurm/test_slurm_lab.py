@@ -21,4 +21,4 @@ def test_a_two_node_job_runs_in_both_node_namespaces(lab: SlurmLab) -> None:
     [written] = lab.root.glob("lab-check-*.txt")
     seen = dict(line.split() for line in written.read_text().splitlines())
     assert seen == {name: str(node.netns_inode()) for name, node in lab.nodes.items()}
-    assert lab.jobs() == []
+    assert lab.jobs_after_close() == []

@@ -23,7 +23,7 @@ def test_an_exception_in_the_block_cancels_the_job(lab: SlurmLab) -> None:
         jobs = lab.jobs()
         raise RuntimeError("boom")
     assert len(jobs) == 1
-    assert lab.jobs() == []
+    assert lab.jobs_after_close() == []
 
 
 def test_a_job_that_stays_pending_times_out_and_is_cancelled(lab: SlurmLab) -> None:
@@ -38,7 +38,7 @@ def test_a_job_that_stays_pending_times_out_and_is_cancelled(lab: SlurmLab) -> N
         pass
     assert time.monotonic() - started < 60
     assert any("PENDING (BeginTime)" in line for line in progress), progress
-    assert lab.jobs() == []
+    assert lab.jobs_after_close() == []
 
 
 def test_a_job_slurm_refuses_fails_with_slurms_reason(lab: SlurmLab) -> None:
@@ -46,7 +46,7 @@ def test_a_job_slurm_refuses_fails_with_slurms_reason(lab: SlurmLab) -> None:
     expected = "(?s)salloc refused the job.*Invalid feature"
     with pytest.raises(sky.ProvisionError, match=expected), sky.ComputePool(provider=provider, nodes=2):
         pass
-    assert lab.jobs() == []
+    assert lab.jobs_after_close() == []
 
 
 CLIENT = textwrap.dedent(
@@ -84,4 +84,4 @@ def test_ctrl_c_cancels_the_job(lab: SlurmLab, when: str) -> None:
     client.send_signal(signal.SIGINT)
     rest, _ = client.communicate(timeout=60)
     assert "KeyboardInterrupt" in rest, "".join(seen) + rest
-    assert lab.jobs() == []
+    assert lab.jobs_after_close() == []

@@ -37,5 +37,5 @@ def test_work_runs_on_both_compute_nodes_and_the_job_is_cancelled_after(lab: Slu
     assert hosts == set(lab.nodes)
     assert all(pid != os.getpid() for _, _, pid in seen)
     assert any("RUNNING" in line for line in progress)
-    assert job not in lab.jobs(), f"job {job} still holds the nodes after the pool closed"
+    assert job not in lab.jobs_after_close(), f"job {job} still holds the nodes after the pool closed"
     print(f"time from `with` to the first result: {first_result_s:.2f}s")
