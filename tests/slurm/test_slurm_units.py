@@ -11,7 +11,8 @@ from skyward.spec import ClusterSpec, Resources
 
 
 def cluster(**resources: object) -> ClusterSpec:
-    return ClusterSpec("sky-1", 3, sky.Worker(concurrency=4), "slurm", Resources(**resources))  # type: ignore[arg-type]
+    spec = Resources(**resources)  # type: ignore[arg-type]
+    return ClusterSpec("sky-1", 3, sky.Worker(concurrency=4), "slurm", spec)
 
 
 def test_the_pool_and_provider_options_become_the_jobs_options() -> None:
