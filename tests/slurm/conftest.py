@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from slurm_lab import SlurmLab, unavailable_reason
+from sshd_lab import Host, Lab, free_port
+from sshd_lab import unavailable_reason as ssh_unavailable_reason
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +37,19 @@ def lab(slurm_lab: SlurmLab) -> Iterator[SlurmLab]:
     slurm_lab.resume_all()
     yield slurm_lab
     slurm_lab.resume_all()
+
+
+@pytest.fixture(scope="session")
+def login_node(slurm_lab: SlurmLab) -> Iterator[tuple[Lab, Host]]:
+    """A login "host" for ``Slurm(login=...)``: an sshd of the SSH tests' lab on 127.0.0.1 whose sessions have
+    this cluster's ``SLURM_CONF`` (as a login node's profile would)."""
+    reason = ssh_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab()
+    try:
+        # Lab._start is the one way to give a loopback host session variables (sshd's SetEnv).
+        host = lab._start("login", "127.0.0.1", free_port(), None, None, env=slurm_lab.env)
+        yield lab, host
+    finally:
+        lab.close()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from skyward.errors import ProvisionError
-from skyward.providers.slurm.shell import Shell
+from skyward.providers.slurm.shell import Process, Shell
 
 # salloc's first word on stderr: "salloc: Pending job allocation 123" or "salloc: Granted job allocation 123".
 _JOB_ID = re.compile(r"job allocation (\d+)")
@@ -48,7 +48,7 @@ class Allocation:
         self._shell = shell
         self._salloc_args = list(salloc_args)
         self._progress = progress
-        self._salloc: subprocess.Popen[str] | None = None
+        self._salloc: Process | None = None
         self._stderr: list[str] = []
         self._id_known = threading.Event()
         self.job_id: str | None = None

@@ -20,7 +20,7 @@ from skyward.link import Link
 from skyward.providers.agent_session import AgentOutput, Announcement
 from skyward.providers.base import NodeInfo, StartedNode, WorkerExit, casty_link
 from skyward.providers.slurm.allocation import Allocation
-from skyward.providers.slurm.shell import Shell
+from skyward.providers.slurm.shell import Process, Shell
 from skyward.spec import ClusterSpec
 from skyward.worker import READY_PREFIX
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 class _Agent:
     """One node's ``srun`` step: the process here, its output, and the announcement of its relay."""
 
-    process: subprocess.Popen[str]
+    process: Process
     output: AgentOutput
     ready: threading.Event = field(default_factory=threading.Event)
     announced: Announcement | None = None
@@ -149,7 +149,9 @@ class SlurmDeployment:
             executor=launch.cluster.worker.executor,
         )
         # casty knows the agent by its own port; the client dials the relay's.
-        return StartedNode(info=info, port=announced.port, dial=f"{self.addresses[host]}:{relay_port}")
+        return StartedNode(
+            info=info, port=announced.port, dial=self._shell.reach(self.addresses[host], relay_port)
+        )
 
     # --- Deployment protocol -------------------------------------------------------------------------------
 
@@ -203,6 +205,7 @@ class SlurmDeployment:
         self.allocation.cancel()  # ends whatever steps are left, and frees the nodes
         for agent in agents:
             _stop(agent)
+        self._shell.close()
 
 
 def _pump(agent: _Agent) -> None:
@@ -219,7 +222,7 @@ def _pump(agent: _Agent) -> None:
     agent.eof.set()
 
 
-def _close_stdin(process: subprocess.Popen[str]) -> None:
+def _close_stdin(process: Process) -> None:
     try:
         if process.stdin is not None and not process.stdin.closed:
             process.stdin.close()

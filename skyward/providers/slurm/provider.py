@@ -11,7 +11,7 @@ from skyward.errors import ProvisionError
 from skyward.image import Image
 from skyward.providers.slurm.allocation import Allocation
 from skyward.providers.slurm.deployment import SlurmDeployment
-from skyward.providers.slurm.shell import LocalShell
+from skyward.providers.slurm.shell import LocalShell, Shell
 from skyward.spec import ClusterSpec
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
@@ -62,6 +62,11 @@ class Slurm:
         python: the interpreter on the compute nodes; it must have skyward (and what the pool's image asks
             for) and be the client's Python minor version. ``None``: this client's interpreter, at the same
             path, which a shared home or shared software tree makes visible on the nodes.
+        login: ``"[user@]host[:port]"`` of a login node: Slurm's commands run there over SSH, and the client
+            reaches each node through that connection (a local forward on 127.0.0.1 here). ``None``: this
+            machine runs them and reaches the nodes' addresses directly.
+        key_file, known_hosts, verify_host_keys, connect_timeout: the SSH login to `login`, as for `sky.SSH`
+            (host keys are verified against ``~/.ssh/known_hosts`` by default).
         start_timeout: seconds the job may wait in the queue; then it is cancelled and the pool fails.
         agent_timeout: seconds an agent may take to start on its node once the job runs.
         forward_output: print what tasks print, each line prefixed with the node's name.
@@ -77,6 +82,11 @@ class Slurm:
     gres: str | None = None
     sbatch_args: Sequence[str] = ()
     python: str | None = None
+    login: str | None = None
+    key_file: str | None = None
+    known_hosts: str | None = None
+    verify_host_keys: bool = True
+    connect_timeout: float = 15.0
     start_timeout: float = 600.0
     agent_timeout: float = 120.0
     forward_output: bool = True
@@ -94,6 +104,10 @@ class Slurm:
                 f"Slurm(sbatch_args=...) takes a sequence of options, not one string: {self.sbatch_args!r}"
             )
         object.__setattr__(self, "sbatch_args", tuple(self.sbatch_args))
+        if self.login is not None:
+            from skyward.providers.ssh_connect import HostSpec
+
+            HostSpec.parse(self.login)  # fail at construction, not at launch
         if not isinstance(self.time, str) or not self.time.strip():
             raise ValueError(f"Slurm(time=...) must be a Slurm time limit like '1:00:00', got {self.time!r}")
 
@@ -148,7 +162,17 @@ class Slurm:
                     "Slurm(python=None) runs this client's interpreter on the nodes and installs nothing: "
                     f"{exc}"
                 ) from None
-        shell = LocalShell()
+        shell: Shell = LocalShell()
+        if self.login is not None:
+            from skyward.providers.slurm.login_shell import LoginShell
+
+            shell = LoginShell.open(
+                self.login,
+                key_file=self.key_file,
+                known_hosts=self.known_hosts,
+                verify_host_keys=self.verify_host_keys,
+                timeout=self.connect_timeout,
+            )
         allocation = Allocation(shell, self.salloc_args(cluster), self._report)
         deployment = SlurmDeployment(self, shell, allocation)
         try:

@@ -1,11 +1,29 @@
-"""Where the Slurm commands run: on this machine (``login=None``, the client runs where ``sbatch`` works)."""
+"""Where the Slurm commands run: on this machine (``login=None``: the client runs where ``salloc`` works).
+
+`skyward.providers.slurm.login_shell` runs them on a login node over SSH instead.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
+
+
+class Process(Protocol):
+    """A running command, as much of `subprocess.Popen` as the provider uses (text lines on `stdout`)."""
+
+    stdin: Any
+    stdout: Any
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 class Shell(Protocol):
@@ -15,8 +33,16 @@ class Shell(Protocol):
         """Run a short command to its end; its output as text. Never raises for a failing command."""
         ...
 
-    def spawn(self, argv: Sequence[str], stdin: bool) -> subprocess.Popen[str]:
+    def spawn(self, argv: Sequence[str], stdin: bool) -> Process:
         """Start a long-running command: stdout and stderr merged, as text lines; stdin a pipe if asked."""
+        ...
+
+    def reach(self, address: str, port: int) -> str:
+        """The ``host:port`` that reaches `address:port` (a node's relay) from this client."""
+        ...
+
+    def close(self) -> None:
+        """Release what reaching the cluster holds (connections, forwards)."""
         ...
 
 
@@ -54,3 +80,9 @@ class LocalShell:
             env=command_env(),
             start_new_session=True,  # Ctrl-C in the terminal reaches the client, which cancels in order
         )
+
+    def reach(self, address: str, port: int) -> str:
+        return f"{address}:{port}"
+
+    def close(self) -> None:
+        """Nothing is held."""
