@@ -85,3 +85,25 @@ def test_ctrl_c_cancels_the_job(lab: SlurmLab, when: str) -> None:
     rest, _ = client.communicate(timeout=60)
     assert "KeyboardInterrupt" in rest, "".join(seen) + rest
     assert lab.jobs_after_close() == []
+
+
+def test_a_client_killed_outright_gives_the_allocation_back(lab: SlurmLab) -> None:
+    """SIGKILL: no teardown runs, yet salloc's command (cat on the client's pipe) ends and the job with it."""
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **lab.env},
+    )
+    assert client.stdout is not None
+    seen = []
+    for line in client.stdout:
+        seen.append(line)
+        if "RUNNING" in line and "slurm job" not in line:
+            break
+    assert lab.jobs(), "".join(seen)
+    client.kill()
+    client.wait()
+    assert lab.jobs_after_close() == []
+    assert lab.node_states() == {name: "idle" for name in lab.nodes}

@@ -1,8 +1,11 @@
-"""One Slurm job holding a pool's nodes: asked for with ``salloc --no-shell``, watched, and cancelled.
+"""One Slurm job holding a pool's nodes: asked for with ``salloc``, watched, and cancelled.
 
-``salloc --no-shell`` makes an allocation without a batch step: nothing runs in it but the agents that
-``srun`` starts, and no node plays a "batch host" whose loss would end the job. ``--no-kill`` keeps the job
-(and the other nodes) when one node fails. The job's time limit bounds everything, even a vanished client.
+``salloc ... cat``: the allocation has no batch script, so nothing runs in it but the agents that ``srun``
+starts, and no node plays a "batch host" whose loss would end the job (``--no-kill`` keeps the job, and the
+other nodes, when one fails). The command salloc runs here (on the submitting host) is ``cat`` reading a pipe
+from the client: a dead man's switch. When the client process dies, however abruptly, or its SSH connection to
+the login node drops, the pipe closes, ``cat`` ends, and salloc gives the allocation back. The client's own
+teardown ``scancel``s first; the job's time limit bounds everything else.
 """
 
 from __future__ import annotations
@@ -55,8 +58,8 @@ class Allocation:
 
     def submit(self, timeout: float = 60.0) -> str:
         """Ask for the allocation; returns the job id as soon as Slurm has queued it."""
-        argv = ["salloc", "--no-shell", *self._salloc_args]
-        self._salloc = self._shell.spawn(argv, stdin=False)
+        argv = ["salloc", *self._salloc_args, "cat"]
+        self._salloc = self._shell.spawn(argv, stdin=True)  # stdin stays open for as long as the client lives
         threading.Thread(target=self._read_salloc, daemon=True, name="salloc-output").start()
         queued = self._id_known.wait(timeout)
         if self.job_id is None:
@@ -150,20 +153,27 @@ class Allocation:
         return bool(states & LOST_NODE_STATES) or "NOT_RESPONDING" in states
 
     def cancel(self) -> None:
-        """``scancel`` the job (safe to call more than once, and before it has an id)."""
-        self._kill_salloc()
+        """``scancel`` the job, then let salloc end (safe to call more than once, and before it has an id)."""
         if self.job_id is not None:
             result = self._shell.run(["scancel", self.job_id])
-            if result.returncode != 0:
+            if result.returncode != 0 and "already completing or completed" not in result.stderr:
                 print(f"skyward: scancel {self.job_id} failed: {result.stderr.strip()}", flush=True)
+        self._kill_salloc()
 
     def _kill_salloc(self) -> None:
-        # A salloc still waiting for resources withdraws its request when it ends.
         salloc = self._salloc
-        if salloc is not None and salloc.poll() is None:
-            salloc.terminate()
+        if salloc is None:
+            return
+        try:
+            salloc.stdin.close()  # cat ends, and salloc gives back what it holds
+        except OSError:
+            pass
+        for ending in (None, salloc.terminate, salloc.kill):
+            if salloc.poll() is not None:
+                return
+            if ending is not None:
+                ending()
             try:
-                salloc.wait(timeout=10)
+                salloc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                salloc.kill()
-                salloc.wait()
+                continue

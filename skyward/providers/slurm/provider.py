@@ -45,7 +45,7 @@ def _print(message: str) -> None:
 class Slurm:
     """Run a pool's nodes as one Slurm job on a cluster this machine can submit to (``salloc`` works here).
 
-    The pool becomes ``salloc --no-shell --nodes=N --ntasks-per-node=1 --cpus-per-task=C --no-kill ...``; once
+    The pool becomes ``salloc --nodes=N --ntasks-per-node=1 --cpus-per-task=C --no-kill ...``; once
     it runs, ``srun`` starts one agent per node inside it, and the job is cancelled when the pool closes (on
     every exit path). The pool's ``cpu``, ``memory`` and ``accelerator`` become ``--cpus-per-task`` (default:
     the worker's concurrency), ``--mem`` and ``--gres=gpu:<type>:<n>``.
@@ -118,7 +118,7 @@ class Slurm:
         return cluster.resources.cpu or cluster.worker.concurrency
 
     def salloc_args(self, cluster: ClusterSpec) -> list[str]:
-        """The options of the pool's job (all but ``--no-shell``)."""
+        """The options of the pool's job (salloc's, before its command)."""
         resources = cluster.resources
         args = [
             f"--nodes={cluster.nodes}",
