@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from slurm_lab import SlurmLab, unavailable_reason
-from sshd_lab import Host, Lab, free_port
+from sshd_lab import Host, Lab, free_port, node_python
 from sshd_lab import unavailable_reason as ssh_unavailable_reason
 
 
@@ -49,7 +49,9 @@ def login_node(slurm_lab: SlurmLab) -> Iterator[tuple[Lab, Host]]:
     lab = Lab()
     try:
         # Lab._start is the one way to give a loopback host session variables (sshd's SetEnv).
-        host = lab._start("login", "127.0.0.1", free_port(), None, None, env=slurm_lab.env)
+        # python3.X on its PATH is this test run's interpreter, from which environments are built.
+        path = f"{os.path.dirname(node_python())}:/usr/local/bin:/usr/bin:/bin"
+        host = lab._start("login", "127.0.0.1", free_port(), None, None, env={**slurm_lab.env, "PATH": path})
         yield lab, host
     finally:
         lab.close()

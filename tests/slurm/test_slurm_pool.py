@@ -83,3 +83,33 @@ def test_a_login_whose_host_key_is_unknown_is_refused(
     ):
         pass
     assert lab.jobs() == []
+
+
+def interpreter() -> str:
+    return sys.executable
+
+
+@pytest.mark.slow
+def test_through_a_login_node_without_python_the_environment_is_built_on_the_shared_home(
+    lab: SlurmLab, login_node: tuple[Lab, Host]
+) -> None:
+    ssh_lab, login = login_node
+    events: list[str] = []
+    slurm = sky.Slurm(
+        login=login.spec,
+        key_file=str(ssh_lab.client_key),
+        known_hosts=str(ssh_lab.known_hosts),
+        offline=True,  # the lab reaches no package index: the client ships the wheels
+        time="10:00",
+        progress=events.append,
+    )
+    for _ in range(2):  # built once, then found
+        with sky.ComputePool(provider=slurm, nodes=2) as pool:
+            interpreters = set(pool.broadcast(interpreter))
+            seen = {(host, inode) for host, inode, _ in pool.broadcast(where)}
+        assert seen == {(name, node.netns_inode()) for name, node in lab.nodes.items()}
+        [python] = interpreters
+        assert python.startswith(f"{login.home}/.skyward/envs/"), python
+    phases = [line.split("]")[1].split(":")[0].strip() for line in events if line.startswith("[environment")]
+    assert phases.count("installed") == 1 and phases.count("cached") == 1, events
+    assert lab.jobs_after_close() == []

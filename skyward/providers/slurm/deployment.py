@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +60,7 @@ class SlurmDeployment:
         self._lock = threading.Lock()
         self._closed = False
         self._launch: _Launch | None = None
+        self.python = provider.python or sys.executable  # the interpreter srun runs (launch may set another)
         self.hosts: list[str] = []  # node index -> Slurm node name
         self.addresses: dict[str, str] = {}
         self.nodes: list[StartedNode] = []
@@ -90,7 +92,7 @@ class SlurmDeployment:
             f"--cpus-per-task={provider.cpus_per_node(launch.cluster)}",
             f"--job-name=skyward-{launch.cluster.pool_id}",
             "--kill-on-bad-exit=0",
-            provider.node_python(),
+            self.python,
             "-I",
             "-u",
             "-m",

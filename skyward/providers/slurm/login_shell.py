@@ -30,11 +30,11 @@ class _RemoteStdin:
     """The stdin of a remote command, written from any thread (asyncssh's writer belongs to the loop)."""
 
     def __init__(self, io: EventLoopThread, process: asyncssh.SSHClientProcess[str]) -> None:
-        self._io, self._process = io, process
+        self.io, self._process = io, process
         self.closed = False
 
     def write(self, text: str) -> None:
-        self._io.loop.call_soon_threadsafe(self._write, text)
+        self.io.loop.call_soon_threadsafe(self._write, text)
 
     def _write(self, text: str) -> None:
         with contextlib.suppress(Exception):  # a channel closed meanwhile: its output says why
@@ -46,7 +46,7 @@ class _RemoteStdin:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._io.loop.call_soon_threadsafe(self._eof)
+            self.io.loop.call_soon_threadsafe(self._eof)
 
     def _eof(self) -> None:
         with contextlib.suppress(Exception):
@@ -59,7 +59,7 @@ class RemoteProcess:
     def __init__(
         self, io: EventLoopThread, process: asyncssh.SSHClientProcess[str], argv: Sequence[str]
     ) -> None:
-        self._io, self._process, self.args = io, process, list(argv)
+        self.io, self._process, self.args = io, process, list(argv)
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._done = threading.Event()
         self.stdin = _RemoteStdin(io, process)
@@ -100,7 +100,7 @@ class RemoteProcess:
 
     def terminate(self) -> None:
         """Close the session: srun and salloc end with their channel."""
-        self._io.loop.call_soon_threadsafe(self._process.close)
+        self.io.loop.call_soon_threadsafe(self._process.close)
 
     kill = terminate
 
@@ -109,7 +109,7 @@ class LoginShell:
     """Slurm's commands on a login node, over one SSH connection."""
 
     def __init__(self, conn: asyncssh.SSHClientConnection, io: EventLoopThread, where: str) -> None:
-        self._conn, self._io, self.where = conn, io, where
+        self.conn, self.io, self.where = conn, io, where  # the connection, the loop it lives on, the login
         self._listeners: list[Any] = []
 
     @classmethod
@@ -127,10 +127,10 @@ class LoginShell:
         import asyncssh
 
         async def run() -> asyncssh.SSHCompletedProcess:
-            return await self._conn.run(shlex.join(argv), check=False, timeout=timeout)
+            return await self.conn.run(shlex.join(argv), check=False, timeout=timeout)
 
         try:
-            done = self._io.run(run()).result(timeout + 5)
+            done = self.io.run(run()).result(timeout + 5)
         except (asyncssh.Error, *_GONE) as exc:
             return subprocess.CompletedProcess(list(argv), 255, "", f"{self.where}: {exc}")
         status = 255 if done.exit_status is None else done.exit_status
@@ -140,15 +140,15 @@ class LoginShell:
         import asyncssh
 
         async def start() -> asyncssh.SSHClientProcess[str]:
-            return await self._conn.create_process(
+            return await self.conn.create_process(
                 shlex.join(argv), stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
             )
 
         try:
-            process = self._io.run(start()).result(60)
+            process = self.io.run(start()).result(60)
         except (asyncssh.Error, *_GONE) as exc:
             raise ProvisionError(f"{self.where}: cannot run {argv[0]}: {exc}") from None
-        remote = RemoteProcess(self._io, process, argv)
+        remote = RemoteProcess(self.io, process, argv)
         if not stdin:
             remote.stdin.close()
         return remote
@@ -157,9 +157,9 @@ class LoginShell:
         """A local forward (127.0.0.1 here) to `address:port` as the login node reaches it."""
 
         async def forward() -> Any:
-            return await self._conn.forward_local_port("127.0.0.1", 0, address, port)
+            return await self.conn.forward_local_port("127.0.0.1", 0, address, port)
 
-        listener = self._io.run(forward()).result(30)
+        listener = self.io.run(forward()).result(30)
         self._listeners.append(listener)
         return f"127.0.0.1:{listener.get_port()}"
 
@@ -167,9 +167,9 @@ class LoginShell:
         async def close() -> None:
             for listener in self._listeners:
                 listener.close()
-            self._conn.close()
+            self.conn.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.wait_closed(), timeout=5)
+                await asyncio.wait_for(self.conn.wait_closed(), timeout=5)
 
         with contextlib.suppress(Exception):
-            self._io.run(close()).result(10)
+            self.io.run(close()).result(10)

@@ -6,6 +6,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from skyward.errors import ProvisionError
 from skyward.image import Image
@@ -59,14 +60,17 @@ class Slurm:
         gres: ``--gres`` as Slurm spells it (``"gpu:a100:2"``); overrides the pool's ``accelerator``.
         sbatch_args: further options for the allocation, as on the ``salloc``/``sbatch`` command line
             (``("--exclusive", "--reservation=mine")``).
-        python: the interpreter on the compute nodes; it must have skyward (and what the pool's image asks
-            for) and be the client's Python minor version. ``None``: this client's interpreter, at the same
-            path, which a shared home or shared software tree makes visible on the nodes.
+        python: an interpreter on the compute nodes that has skyward and what the pool's image asks for, of
+            the client's Python minor version. ``None`` without `login`: this client's interpreter at the same
+            path (a shared home or software tree makes it visible on the nodes). ``None`` with `login`: the
+            image's environment is built once under the login's home (shared with the nodes), as `sky.SSH`
+            builds it on a host, from ``python3.X`` there.
         login: ``"[user@]host[:port]"`` of a login node: Slurm's commands run there over SSH, and the client
             reaches each node through that connection (a local forward on 127.0.0.1 here). ``None``: this
             machine runs them and reaches the nodes' addresses directly.
         key_file, known_hosts, verify_host_keys, connect_timeout: the SSH login to `login`, as for `sky.SSH`
             (host keys are verified against ``~/.ssh/known_hosts`` by default).
+        offline, installer, index_url, install_timeout: how that environment is built, as for `sky.SSH`.
         start_timeout: seconds the job may wait in the queue; then it is cancelled and the pool fails.
         agent_timeout: seconds an agent may take to start on its node once the job runs.
         forward_output: print what tasks print, each line prefixed with the node's name.
@@ -87,6 +91,10 @@ class Slurm:
     known_hosts: str | None = None
     verify_host_keys: bool = True
     connect_timeout: float = 15.0
+    offline: bool | None = None
+    installer: Literal["auto", "uv", "pip"] = "auto"
+    index_url: str | None = None
+    install_timeout: float = 1800.0
     start_timeout: float = 600.0
     agent_timeout: float = 120.0
     forward_output: bool = True
@@ -110,9 +118,6 @@ class Slurm:
             HostSpec.parse(self.login)  # fail at construction, not at launch
         if not isinstance(self.time, str) or not self.time.strip():
             raise ValueError(f"Slurm(time=...) must be a Slurm time limit like '1:00:00', got {self.time!r}")
-
-    def node_python(self) -> str:
-        return self.python or sys.executable
 
     def cpus_per_node(self, cluster: ClusterSpec) -> int:
         return cluster.resources.cpu or cluster.worker.concurrency
@@ -145,6 +150,16 @@ class Slurm:
         elif not self.quiet:
             _print(message)
 
+    def _environment(self, shell: Shell, image: Image) -> str:
+        from skyward.bootstrap.remote import BootstrapSettings
+        from skyward.providers.slurm.environment import build_environment
+        from skyward.providers.slurm.login_shell import LoginShell
+
+        assert isinstance(shell, LoginShell)
+        settings = BootstrapSettings(self.offline, self.installer, self.index_url, self.install_timeout)
+        python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        return build_environment(shell, python, image, settings, self._report)
+
     def launch(self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> SlurmDeployment:
         """Submit the pool's job, wait for it to run, start an agent on each of its nodes.
 
@@ -176,6 +191,8 @@ class Slurm:
         allocation = Allocation(shell, self.salloc_args(cluster), self._report)
         deployment = SlurmDeployment(self, shell, allocation)
         try:
+            if self.login is not None and self.python is None:
+                deployment.python = self._environment(shell, image)
             try:
                 allocation.submit()
             except FileNotFoundError:
