@@ -283,8 +283,8 @@ class SlurmLab:
         return out.split()
 
     def jobs_after_close(self, timeout: float = 30) -> list[str]:
-        """The unfinished jobs once those ending have ended (a cancelled job is COMPLETING while its steps end;
-        a relinquished one a moment later): what a test asserts is empty after a pool closed."""
+        """The unfinished jobs once those ending have ended (a cancelled job is COMPLETING while its steps
+        end; a relinquished one a moment later): what a test asserts is empty after a pool closed."""
         deadline = time.monotonic() + timeout
         while True:
             jobs = self.command("squeue", "-h", "-o", "%i").stdout.split()
