@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -95,3 +96,26 @@ def test_a_node_set_down_mid_run_hands_its_tasks_to_the_other(lab: SlurmLab) -> 
 
 if not hasattr(sky.plugins, "joblib"):  # pragma: no cover - the workspace installs both plugins
     pytest.skip("the joblib plugin is not installed", allow_module_level=True)
+
+
+def pid_and_host() -> tuple[int, str]:
+    return os.getpid(), socket.gethostname()
+
+
+def test_a_killed_agent_is_started_again_in_a_new_step_on_its_node(lab: SlurmLab) -> None:
+    with sky.ComputePool(provider=provider(), nodes=2, worker=sky.Worker(concurrency=1)) as pool:
+        [job] = lab.jobs()
+        first = pool.nodes[1].pid
+        host = pool.nodes[1].host
+        os.kill(first, signal.SIGKILL)  # the lab's nodes share this machine's process table
+        deadline = time.monotonic() + 90
+        while not (len(pool.nodes) == 2 and pool.nodes[1].pid != first) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(pool.nodes) == 2, "node 1 was given up, not restarted"
+        second = pool.nodes[1].pid
+        assert second != first and pool.nodes[1].host == host
+        assert pool.submit_to(1, pid_and_host).result(timeout=30) == (second, host)
+        assert lab.jobs() == [job], "the restart must happen inside the pool's job"
+        steps = lab.command("squeue", "-h", "-s", "-j", job, "-o", "%i").stdout.split()
+        assert len(steps) == 2, steps  # one live step per node: the killed agent's step is gone
+    assert lab.jobs_after_close() == []
