@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from skyward.compute import PendingCall, PendingGroup, compute, gather
     from skyward.hooks import hookimpl, hookspec
     from skyward.pool import Compute, ComputePool, current_pool
-    from skyward.providers import AWS, SSH, Local, NodeInfo
+    from skyward.providers import AWS, SSH, Local, NodeInfo, Slurm
 
 __version__ = "0.1.0"
 
@@ -50,6 +50,7 @@ _LAZY = {
     "current_pool": "skyward.pool",
     "AWS": "skyward.providers",
     "SSH": "skyward.providers",
+    "Slurm": "skyward.providers",
     "Local": "skyward.providers",
     "NodeInfo": "skyward.providers",
 }
@@ -88,6 +89,7 @@ __all__ = [
     "RemoteError",
     "Resources",
     "SkywardError",
+    "Slurm",
     "Worker",
     "WorkerCrashed",
     "compute",

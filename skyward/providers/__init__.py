@@ -13,16 +13,23 @@ from skyward.providers.base import Deployment, NodeInfo, Provider, StartedNode
 if TYPE_CHECKING:
     from skyward.providers.aws import AWS, AWSDeployment
     from skyward.providers.local import Local, LocalDeployment
+    from skyward.providers.slurm import Slurm, SlurmDeployment
     from skyward.providers.ssh import SSH, SSHDeployment
 
     def _conforms(
-        providers: tuple[Local, SSH, AWS], deployments: tuple[LocalDeployment, SSHDeployment, AWSDeployment]
+        providers: tuple[Local, SSH, AWS, Slurm],
+        deployments: tuple[LocalDeployment, SSHDeployment, AWSDeployment, SlurmDeployment],
     ) -> tuple[list[Provider], list[Deployment]]:
         """Checked by mypy, never run: each built-in provider and deployment satisfies its protocol."""
         return list(providers), list(deployments)
 
 
-_LAZY = {"AWS": "skyward.providers.aws", "SSH": "skyward.providers.ssh", "Local": "skyward.providers.local"}
+_LAZY = {
+    "AWS": "skyward.providers.aws",
+    "SSH": "skyward.providers.ssh",
+    "Local": "skyward.providers.local",
+    "Slurm": "skyward.providers.slurm",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -32,4 +39,4 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["AWS", "SSH", "Deployment", "Local", "NodeInfo", "Provider", "StartedNode"]
+__all__ = ["AWS", "SSH", "Deployment", "Local", "NodeInfo", "Provider", "Slurm", "StartedNode"]
