@@ -103,6 +103,7 @@ SECTIONS: dict[str, Callable[[], Callable[..., Any]]] = {
     "### `sky.Local`": lambda: sky.Local,
     "### `sky.SSH`": lambda: sky.SSH,
     "### `sky.AWS`": lambda: sky.AWS,
+    "### `sky.Slurm`": lambda: sky.Slurm,
     "### `sky.plugins.joblib(...)`": lambda: sky.plugins.load("joblib"),
     "### `sky.plugins.sklearn(...)`": lambda: sky.plugins.load("sklearn"),
     "## `pool.window(...)`": lambda: sky.ComputePool.window,
