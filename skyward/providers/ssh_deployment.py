@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import sys
+import logging
 import time
 from collections import Counter
 from dataclasses import replace
@@ -33,6 +33,8 @@ from skyward.providers.ssh_node import (
     worker_exit,
 )
 from skyward.spec import ClusterSpec
+
+logger = logging.getLogger("skyward.ssh")
 
 if TYPE_CHECKING:
     from skyward.providers.ssh import SSH
@@ -174,7 +176,7 @@ class SSHDeployment:
         try:
             self._io.run(self._aclose()).result(timeout=60)
         except (TimeoutError, OSError) as exc:  # the worker leases end whatever is left
-            print(f"skyward: stopping the SSH nodes did not finish: {exc!r}", file=sys.stderr)
+            logger.warning("stopping the SSH nodes did not finish (their worker leases end them): %r", exc)
 
     async def _aclose(self) -> None:
         task = self._start_task
@@ -195,7 +197,7 @@ def _show(provider: SSH, event: BootstrapEvent) -> None:
     try:
         provider.progress(event)
     except Exception as exc:  # noqa: BLE001  (a broken progress display must not break the bootstrap)
-        print(f"skyward: the progress callback raised {type(exc).__name__}: {exc}", file=sys.stderr)
+        logger.warning("the progress callback raised %s: %s", type(exc).__name__, exc)
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:

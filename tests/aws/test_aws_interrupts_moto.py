@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import http.server
+import logging
 import socket
 import threading
 import time
@@ -70,19 +71,27 @@ def test_an_error_after_the_instances_started_leaves_nothing(
 
 
 def test_a_second_ctrl_c_during_teardown_does_not_stop_it(
-    aws_calls: CallRecorder, ec2: Any, moto_ami: str, capfd: pytest.CaptureFixture[str]
+    aws_calls: CallRecorder, ec2: Any, moto_ami: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Ctrl-C while waiting, then again while teardown deletes the key pair. Teardown runs in a thread of its
     # own, so the second one lands in the main thread's wait for it, as a real second Ctrl-C would.
+    def said() -> bool:
+        return any("still removing the AWS resources" in r.getMessage() for r in caplog.records)
+
     def second_ctrl_c(**_: Any) -> None:
         _thread.interrupt_main()
-        time.sleep(1.0)  # teardown is still busy when the main thread gives up waiting
+        # Teardown stays busy until the main thread has taken the Ctrl-C (a fixed sleep lost that race on a
+        # loaded machine: the main thread woke after teardown had finished).
+        deadline = time.monotonic() + 60
+        while not said() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     aws_calls.on("before-parameter-build.ec2.DescribeInstances", interrupt)
     aws_calls.on("before-parameter-build.ec2.DeleteKeyPair", second_ctrl_c)
     with pytest.raises(KeyboardInterrupt), sky.ComputePool(provider=provider(moto_ami, quiet=False), nodes=1):
         pass
-    assert "still removing the AWS resources" in capfd.readouterr().err
+    (said,) = [r for r in caplog.records if "still removing the AWS resources" in r.getMessage()]
+    assert (said.name, said.levelno) == ("skyward.aws", logging.WARNING)
     (teardown,) = [t for t in threading.enumerate() if t.name.startswith("skyward-teardown-")]
     assert teardown.is_alive() and not teardown.daemon  # the interpreter would wait for it at exit
     teardown.join(60)

@@ -5,18 +5,20 @@ The interpreter waits for the thread before it exits, so an impatient user still
 
 from __future__ import annotations
 
+import logging
 import shutil
-import sys
 import threading
 from pathlib import Path
 
 from skyward.providers.aws.resources import CleanupFailed, PoolResources
 
+logger = logging.getLogger("skyward.aws")
+
 
 def release_outliving_interrupts(resources: PoolResources, workdir: Path) -> None:
     """Terminate the pool's instances and delete its group and key pair (`PoolResources.release`), then remove
     `workdir`, in a non-daemon thread: an interrupted wait (a second Ctrl-C) leaves it running, and the
-    interpreter waits for it before exiting. Failures are printed, not raised: they would only hide the error
+    interpreter waits for it before exiting. Failures are logged (``skyward.aws``, ERROR), not raised: they would only hide the error
     that ended the pool."""
     pool_id = resources.pool_id
     released = threading.Event()
@@ -31,10 +33,8 @@ def release_outliving_interrupts(resources: PoolResources, workdir: Path) -> Non
         while not released.wait(0.2):
             pass
     except KeyboardInterrupt:
-        print(
-            f"skyward: still removing the AWS resources of {pool_id}; the program exits once they are gone",
-            file=sys.stderr,
-            flush=True,
+        logger.warning(
+            "skyward is still removing the AWS resources of %s; the program exits once they are gone", pool_id
         )
         raise
 
@@ -44,13 +44,9 @@ def _release(resources: PoolResources, workdir: Path, released: threading.Event)
         resources.release()
     except CleanupFailed as exc:
         # Loud, with what to do by hand; raising here would only hide the error that ended the pool.
-        print(f"skyward: WARNING: {exc}", file=sys.stderr, flush=True)
+        logger.error("%s", exc)
     except Exception as exc:  # noqa: BLE001
-        print(
-            f"skyward: WARNING: removing the AWS resources of {resources.pool_id} failed: {exc!r}",
-            file=sys.stderr,
-            flush=True,
-        )
+        logger.error("removing the AWS resources of %s failed: %r", resources.pool_id, exc)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         released.set()

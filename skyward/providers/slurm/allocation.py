@@ -10,6 +10,7 @@ teardown ``scancel``s first; the job's time limit bounds everything else.
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import threading
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 
 from skyward.errors import ProvisionError
 from skyward.providers.slurm.shell import Process, Shell
+
+logger = logging.getLogger("skyward.slurm")
 
 # salloc's first word on stderr: "salloc: Pending job allocation 123" or "salloc: Granted job allocation 123".
 _JOB_ID = re.compile(r"job allocation (\d+)")
@@ -157,7 +160,7 @@ class Allocation:
         if self.job_id is not None:
             result = self._shell.run(["scancel", self.job_id])
             if result.returncode != 0 and "already completing or completed" not in result.stderr:
-                print(f"skyward: scancel {self.job_id} failed: {result.stderr.strip()}", flush=True)
+                logger.warning("scancel %s failed: %s", self.job_id, result.stderr.strip())
         self._kill_salloc()
 
     def _kill_salloc(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -13,6 +14,8 @@ from skyward.image import Image
 from skyward.providers.slurm.allocation import Allocation
 from skyward.providers.slurm.deployment import SlurmDeployment
 from skyward.providers.slurm.shell import LocalShell, Shell
+
+logger = logging.getLogger("skyward.slurm")
 from skyward.spec import ClusterSpec
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
@@ -146,7 +149,7 @@ class Slurm:
             try:
                 self.progress(message)
             except Exception as exc:  # noqa: BLE001 - a broken progress display must not break the pool
-                _print(f"the progress callback raised {type(exc).__name__}: {exc}")
+                logger.warning("the progress callback raised %s: %s", type(exc).__name__, exc)
         elif not self.quiet:
             _print(message)
 
