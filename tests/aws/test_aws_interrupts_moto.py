@@ -75,7 +75,7 @@ def test_a_second_ctrl_c_during_teardown_does_not_stop_it(
 ) -> None:
     # Ctrl-C while waiting, then again while teardown deletes the key pair. Teardown runs in a thread of its
     # own, so the second one lands in the main thread's wait for it, as a real second Ctrl-C would.
-    def said() -> bool:
+    def taken() -> bool:
         return any("still removing the AWS resources" in r.getMessage() for r in caplog.records)
 
     def second_ctrl_c(**_: Any) -> None:
@@ -83,7 +83,7 @@ def test_a_second_ctrl_c_during_teardown_does_not_stop_it(
         # Teardown stays busy until the main thread has taken the Ctrl-C (a fixed sleep lost that race on a
         # loaded machine: the main thread woke after teardown had finished).
         deadline = time.monotonic() + 60
-        while not said() and time.monotonic() < deadline:
+        while not taken() and time.monotonic() < deadline:
             time.sleep(0.05)
 
     aws_calls.on("before-parameter-build.ec2.DescribeInstances", interrupt)
