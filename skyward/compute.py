@@ -61,22 +61,34 @@ class PendingGroup:
     """Several pending calls sent together with `sky.gather`."""
 
     calls: tuple[PendingCall[Any], ...]
+    progress: bool = False
 
     def __rshift__(self, target: object) -> tuple[Any, ...]:
         """Run every call in parallel; results in the order of the calls (the first error is raised)."""
-        return tuple(future.result() for future in self > target)
+        futures = self > target
+        if self.progress:
+            from skyward.progress_display import CallProgress
+
+            with CallProgress(len(futures), f"sky.gather of {len(futures)} calls") as shown:
+                for _ in shown.track(futures):
+                    pass
+        return tuple(future.result() for future in futures)
 
     def __gt__(self, target: object) -> list[Future[Any]]:  # type: ignore[override]
         pool = _target(target)
         return [pool.submit(call.fn, *call.args, **call.kwargs) for call in self.calls]
 
 
-def gather(*calls: PendingCall[Any]) -> PendingGroup:
-    """Group pending calls to run in parallel: ``sky.gather(a(1), b(2)) >> pool`` returns ``(ra, rb)``."""
+def gather(*calls: PendingCall[Any], progress: bool = False) -> PendingGroup:
+    """Group pending calls to run in parallel: ``sky.gather(a(1), b(2)) >> pool`` returns ``(ra, rb)``.
+
+    With ``progress=True``, ``>>`` shows how many have finished while it waits: a progress bar in a terminal, a
+    line per tenth of the calls otherwise (on stderr).
+    """
     for call in calls:
         if not isinstance(call, PendingCall):
             raise TypeError(f"sky.gather takes calls of @sky.compute functions, got {type(call).__name__}")
-    return PendingGroup(tuple(calls))
+    return PendingGroup(tuple(calls), progress)
 
 
 def compute[**P, R](fn: Callable[P, R]) -> Callable[P, PendingCall[R]]:

@@ -22,6 +22,7 @@ from skyward.errors import ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import EventLoopThread
 from skyward.link import Link
+from skyward.progress_display import BootstrapDisplay
 from skyward.providers.base import StartedNode, WorkerExit, casty_link
 from skyward.providers.ssh_connect import HostSpec, connect
 from skyward.providers.ssh_node import (
@@ -58,6 +59,8 @@ class SSHDeployment:
             install_timeout=provider.install_timeout,
         )
         self._environments = PoolEnvironments(self.settings)
+        # The default display (a live table in a terminal), unless the provider is quiet or has its own.
+        self._display = BootstrapDisplay() if provider.progress is None and not provider.quiet else None
 
     async def start(
         self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float
@@ -75,6 +78,9 @@ class SSHDeployment:
                 ]
         except BaseExceptionGroup as failures:
             raise _first(failures) from None
+        finally:
+            if self._display is not None:
+                self._display.close()
         return [task.result() for task in tasks]
 
     async def _start_node(
@@ -93,6 +99,7 @@ class SSHDeployment:
             _show(
                 self._provider,
                 BootstrapEvent(node.name, target.text, phase, message, time.monotonic() - node.started_at),
+                self._display,
             )
 
         try:
@@ -188,11 +195,12 @@ class SSHDeployment:
             await asyncio.gather(*(stop_node(node) for node in nodes), return_exceptions=True)
 
 
-def _show(provider: SSH, event: BootstrapEvent) -> None:
-    """Report one bootstrap event: to `provider.progress`, else printed unless `provider.quiet`."""
+def _show(provider: SSH, event: BootstrapEvent, display: BootstrapDisplay | None = None) -> None:
+    """Report one bootstrap event: to `provider.progress`, else to the display unless `provider.quiet`."""
+    logger.debug("%s", event)
     if provider.progress is None:
         if not provider.quiet:
-            print_event(event)
+            (display or print_event)(event)
         return
     try:
         provider.progress(event)

@@ -47,7 +47,7 @@ async def _build(
     shell: LoginShell, python: str, image: Image, settings: BootstrapSettings, emit: Callable[..., None]
 ) -> str:
     from skyward.bootstrap.plan import make_plan
-    from skyward.bootstrap.wheels import offline_wheelhouse
+    from skyward.bootstrap.wheel_download import offline_wheelhouse
     from skyward.providers.ssh import build_project_wheels
 
     emit("probe", python)

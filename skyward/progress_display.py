@@ -1,0 +1,138 @@
+"""What skyward shows while it works: node bootstraps and long calls, live in a terminal, plain lines elsewhere.
+
+Built on `rich` (a kept library for terminal rendering). Whether the output is a terminal decides the form:
+in a terminal a live table of the nodes (one row each: phase, elapsed, details) and a progress bar per call;
+otherwise (a log file, CI, a pipe) one plain line per event and a line per tenth of a call's tasks, so that logs
+stay readable. Everything goes to stderr unless told otherwise; providers' ``quiet=True`` shows nothing.
+
+This is the one place skyward writes progress; everything else it says goes through `logging`.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, as_completed
+from typing import IO, Any, Self, TypeVar
+
+from skyward.bootstrap.progress import BootstrapEvent
+
+T = TypeVar("T")
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed, or a file-like without isatty
+        return False
+
+
+class BootstrapDisplay:
+    """The default display of node bootstraps (`sky.SSH`, and the providers built on it).
+
+    Call it with each `BootstrapEvent`; `close` when the nodes are up (or failed). In a terminal the table is
+    redrawn in place and left on screen when closed; elsewhere each event is one line, as
+    ``skyward [node host] phase: details (elapsed)``.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, *, live: bool | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._live_wanted = is_terminal(self._stream) if live is None else live
+        self._rows: dict[str, BootstrapEvent] = {}
+        self._lock = threading.Lock()
+        self._live: Any = None  # rich.live.Live, started with the first event
+
+    def __call__(self, event: BootstrapEvent) -> None:
+        with self._lock:
+            self._rows[event.node] = event
+            if not self._live_wanted:
+                print(event, file=self._stream, flush=True)
+                return
+            if self._live is None:
+                from rich.console import Console
+                from rich.live import Live
+
+                self._live = Live(console=Console(file=self._stream), refresh_per_second=8, transient=False)
+                self._live.start()
+            self._live.update(self._table(), refresh=True)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(title="skyward: starting nodes", title_justify="left", expand=False)
+        for column in ("node", "host", "phase", "elapsed", "details"):
+            table.add_column(column, no_wrap=column != "details")
+        for event in self._rows.values():
+            style = "green" if event.phase == "ready" else None
+            table.add_row(
+                event.node, event.host, event.phase, f"{event.elapsed:.1f}s", event.message, style=style
+            )
+        return table
+
+    def close(self) -> None:
+        with self._lock:
+            live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+
+
+class CallProgress:
+    """Progress of one call of many tasks (`sky.gather(..., progress=True)`, `pool.map`).
+
+    In a terminal a rich progress bar; elsewhere a line each time another tenth of the tasks is done.
+    """
+
+    def __init__(
+        self, total: int, description: str, stream: IO[str] | None = None, *, live: bool | None = None
+    ):
+        self.total = total
+        self.description = description
+        self.done = 0
+        self._stream = stream if stream is not None else sys.stderr
+        self._live = is_terminal(self._stream) if live is None else live
+        self._started = time.monotonic()
+        self._next_tenth = 1
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Self:
+        if self._live and self.total:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(file=self._stream),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=self.total)
+        return self
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done)
+            return
+        while self.total and self.done * 10 >= self._next_tenth * self.total and self._next_tenth <= 10:
+            elapsed = time.monotonic() - self._started
+            print(
+                f"skyward: {self.description}: {self.done}/{self.total} done ({elapsed:.1f}s)",
+                file=self._stream,
+                flush=True,
+            )
+            self._next_tenth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def track(self, futures: Iterable[Future[T]]) -> Iterator[Future[T]]:
+        """Yield `futures` as they finish, advancing the display for each."""
+        for future in as_completed(list(futures)):
+            self.advance()
+            yield future
