@@ -64,7 +64,7 @@ class Error:
         exc: BaseException
         try:
             exc = pickle.loads(pickled) if pickled is not None else RemoteError(type_name, message, tb_text)
-        except Exception:
+        except Exception:  # noqa: BLE001  (a type this side cannot rebuild arrives as RemoteError)
             exc = RemoteError(type_name, message, tb_text)
         if not isinstance(exc, BaseException):
             exc = RemoteError(type_name, message, tb_text)
@@ -143,7 +143,7 @@ def ok(value: object, task_id: str) -> bytes:
             body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         else:
             body = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (any unpicklable result becomes an error reply naming it)
         return error(TypeError(
             f"the result of task {task_id} ({type(value).__name__}) could not be pickled: "
             f"{type(exc).__name__}: {exc}"
@@ -163,7 +163,7 @@ def error(exc: BaseException) -> bytes:
     tb_text = "".join(traceback.format_exception(exc))
     try:
         pickled: bytes | None = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
+    except Exception:  # noqa: BLE001  (the text form always travels; the pickle only when it can)
         pickled = None
     kind = type(exc)
     details = (f"{kind.__module__}.{kind.__qualname__}", str(exc), tb_text, pickled)

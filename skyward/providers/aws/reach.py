@@ -52,7 +52,7 @@ def client_cidr(ssh_cidr: str | None, *, timeout: float = 5.0) -> str:
     if ssh_cidr is not None:
         return normalise_cidr(ssh_cidr)
     try:
-        with urllib.request.urlopen(CHECKIP_URL, timeout=timeout) as response:  # noqa: S310 (a fixed https URL)
+        with urllib.request.urlopen(CHECKIP_URL, timeout=timeout) as response:
             answer = response.read(64).decode("ascii", "replace").strip()
         address = ipaddress.ip_address(answer)
     except (OSError, ValueError) as exc:

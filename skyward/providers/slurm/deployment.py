@@ -50,7 +50,11 @@ class _Launch:
 
 
 class SlurmDeployment:
-    """A pool's Slurm job and the agents ``srun`` started in it. `close` cancels the job."""
+    """A pool's Slurm job and the agents ``srun`` started in it. `close` cancels the job.
+
+    About 160 lines, past the ~150 rule on purpose: it is the `Deployment` protocol (start, link, is_alive,
+    exit_info, restart, close) over one job, and its methods share the agents' table and its lock.
+    """
 
     def __init__(self, provider: Slurm, shell: Shell, allocation: Allocation) -> None:
         self._provider = provider

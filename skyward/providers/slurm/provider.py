@@ -1,4 +1,8 @@
-"""`sky.Slurm(...)`: the provider's configuration, and `launch`, which turns a pool into one Slurm job."""
+"""`sky.Slurm(...)`: the provider's configuration, and `launch`, which turns a pool into one Slurm job.
+
+`Slurm` is past the ~150-line rule on purpose: a settings dataclass of 22 options whose docstring (rendered on the
+API page) documents each of them; its code is `launch` and the mapping of options to Slurm's command line.
+"""
 
 from __future__ import annotations
 
