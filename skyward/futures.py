@@ -7,9 +7,13 @@ values written by one thread (the scheduler's, under its lock) and read by any, 
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future
 from typing import Any
+
+# Cancellation is rare: one lock for every future's once-only notification instead of one lock each.
+_NOTIFYING = threading.Lock()
 
 
 class TaskFuture(Future[Any]):
@@ -30,6 +34,22 @@ class TaskFuture(Future[Any]):
         self.dispatches = 0
         self.dispatched_at: float | None = None
         self.run_seconds: float | None = None
+        self._notified = False
+
+    def cancel(self) -> bool:
+        """Cancel the task (see `ComputePool.submit`); ``False`` once its outcome is in.
+
+        A cancelled future is also *notified* at once, as an executor does when it picks a cancelled future up:
+        `concurrent.futures.wait` and `as_completed` count only notified cancellations as done, and no worker
+        thread here would ever pick this one up to notify it.
+        """
+        if not super().cancel():
+            return False
+        with _NOTIFYING:  # cancelled twice (the user, then the pool's teardown): notify once
+            first, self._notified = not self._notified, True
+        if first:
+            self.set_running_or_notify_cancel()
+        return True
 
     def seconds_since_dispatch(self) -> float:
         """Seconds since the task was last sent to a node; 0.0 while it has not been."""

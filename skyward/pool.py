@@ -26,6 +26,7 @@ from skyward.image import Image
 from skyward.ioloop import shared_loop
 from skyward.link import Link
 from skyward.payload import EncodedTask, encode_task
+from skyward.pool_conventions import PoolConventions
 from skyward.pool_handle import PoolHandle
 from skyward.preload import ImportedOnLoad, loaded
 from skyward.providers.base import Deployment, NodeInfo, Provider
@@ -54,8 +55,12 @@ def current_pool() -> ComputePool:
     return pool
 
 
-class ComputePool:
+class ComputePool(PoolConventions):
     """A set of nodes that run your functions, for the duration of a ``with`` block.
+
+    Also a `concurrent.futures.Executor` (``submit``, ``map``, ``shutdown``), startable outside a block
+    (``pool = sky.ComputePool(...).start()`` ... ``pool.close()``), and usable from asyncio
+    (``async with``, ``await pool.submit_async(fn, x)``): see `skyward.pool_conventions`.
 
     Args:
         provider: where nodes run; ``None`` is `sky.Local()` (worker processes on this machine).
@@ -157,12 +162,16 @@ class ComputePool:
         self._recovery: NodeRecovery | None = None
         self._blob_index = BlobIndex()
         self._task_preparers: list[Callable[[], None]] = []
+        self._async_token: contextvars.Token[ComputePool | None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
         if self._exit_stack is not None:
-            raise SkywardError("this pool is already active")
+            raise SkywardError(
+                f"pool {self.cluster.pool_id} is already started: close() it (or leave its `with` block) before "
+                "starting it again"
+            )
         stack = ExitStack()
         self._exit_stack = stack
         try:
@@ -215,6 +224,20 @@ class ComputePool:
         recovery.scheduler = self._scheduler
         self._recovery = recovery
         self._heartbeat = io.run(recovery.watch())
+
+    def _unfinished(self) -> list[TaskFuture]:
+        return self._scheduler.unfinished_futures() if self._scheduler is not None else []
+
+    def _enter_context(self) -> None:
+        self._async_token = _current.set(self)
+
+    def _leave_context(self) -> None:
+        token, self._async_token = self._async_token, None
+        if token is not None:
+            try:
+                _current.reset(token)
+            except ValueError:  # left from another context than the one it entered in
+                _current.set(None)
 
     def _make_link(self, index: int) -> Link:
         """The client's link to node `index` as it runs now (at pool entry, and after a restart): the

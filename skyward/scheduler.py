@@ -248,6 +248,11 @@ class Scheduler:
             self._dispatcher.cancel(task, tell)
         self._go(placed)
 
+    def unfinished_futures(self) -> list[TaskFuture]:
+        """The futures of every task waiting or in flight."""
+        with self._lock:
+            return [task.future for task in self.placement.unfinished()]
+
     def cancel_all(self) -> int:
         """Cancel every queued and running task; answer how many futures were cancelled."""
         with self._lock:
