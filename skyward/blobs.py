@@ -18,6 +18,7 @@ import io
 import os
 import pickle
 import threading
+import types
 from collections import ChainMap, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import cloudpickle
 
 from skyward import wire
 from skyward.blob_kinds import SIZERS, content_digest, nbytes, private_copy, reduce_memoryview, shared_view
+from skyward.function_pickles import pickled_by_value, reduce_code, reduce_function
 
 # GridSearchCV's y (500 KB for 62,500 rows) sits under 1 MiB: at 1 MiB it went inline with each of 80 fits
 # (161 MB sent); at 256 KiB it travels once per node (108 MB).
@@ -137,16 +139,22 @@ class BlobIndex:
 
 
 class _UploadPickler(cloudpickle.Pickler):
-    """cloudpickle, and memoryviews (which pickle cannot take) as their bytes, format and shape."""
+    """cloudpickle; memoryviews (which pickle cannot take) as their bytes, format and shape; functions by value
+    with their code pickled once (`skyward.function_pickles`)."""
 
     # Flat (the maps of cloudpickle's own ChainMap, still live): the pickler looks every object's type up here,
     # and each nested ChainMap level is a Python-level lookup.
     dispatch_table: ClassVar[ChainMap[type, Any]] = ChainMap(
-        {memoryview: reduce_memoryview}, *cloudpickle.Pickler.dispatch_table.maps
+        {memoryview: reduce_memoryview, types.CodeType: reduce_code}, *cloudpickle.Pickler.dispatch_table.maps
     )
 
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def reducer_override(self, obj: object) -> Any:
+        if type(obj) is types.FunctionType:
+            return reduce_function(obj, self.globals_ref) if pickled_by_value(obj) else NotImplemented
+        return super().reducer_override(obj)
 
 
 class BlobPickler(_UploadPickler):
@@ -184,6 +192,34 @@ class BlobPickler(_UploadPickler):
         return pid
 
 
+class _FoundBlob(Exception):
+    """A large object met by `_InlinePickler`: the call needs the blob pickler."""
+
+
+class _InlinePickler(_UploadPickler):
+    """The first try of `dumps_with_blobs`, for the common call that holds no large object.
+
+    The blob pickler's `persistent_id` is a Python call for every object pickled (a hundred or so for a
+    function by value with a few globals; about 40% of the cost). This pickler has none: it stops at the
+    first large array, pandas object, memoryview or `Writable`, which all reach `reducer_override`. Large
+    `bytes` and `bytearray` do not (the C pickler writes them before asking), but they make the pickle at
+    least as long as themselves, which the caller checks.
+    """
+
+    def __init__(self, file: io.BytesIO, threshold: int) -> None:
+        super().__init__(file)
+        self._threshold = threshold
+
+    def reducer_override(self, obj: object) -> Any:
+        kind = type(obj)
+        if kind is Writable:
+            if nbytes(obj.value) >= self._threshold:  # type: ignore[attr-defined]
+                raise _FoundBlob
+        elif SIZERS.get(kind, nbytes) is not None and nbytes(obj) >= self._threshold:
+            raise _FoundBlob
+        return super().reducer_override(obj)
+
+
 def dumps_with_blobs(
     obj: object, index: BlobIndex, policy: BlobPolicy = SHARED
 ) -> tuple[bytes, dict[bytes, bytes]]:
@@ -191,6 +227,14 @@ def dumps_with_blobs(
 
     Returns the frame and the uploads it needs, by digest.
     """
+    buffer = io.BytesIO()
+    try:
+        _InlinePickler(buffer, index.threshold).dump(obj)
+    except _FoundBlob:
+        pass
+    else:
+        if buffer.tell() < index.threshold:  # so no bytes or bytearray in it reaches the threshold
+            return wire.frame(buffer.getvalue()), {}
     buffer = io.BytesIO()
     pickler = BlobPickler(buffer, index, policy)
     pickler.dump(obj)
@@ -230,6 +274,8 @@ def rebuild(data: bytes | bytearray) -> object:
     elif type(obj) is memoryview:
         obj = obj.toreadonly()
     return obj
+
+
 class BlobStore:
     """Node side: uploaded blobs, least recently used evicted past `limit_bytes`.
 
@@ -252,7 +298,9 @@ class BlobStore:
         buffer = self._partial.get(digest)
         if buffer is None or len(buffer) != total or offset + len(chunk) > total:
             self._partial.pop(digest, None)
-            raise ValueError(f"blob {digest.hex()[:12]}: chunk at {offset} does not fit an upload of {total} bytes")
+            raise ValueError(
+                f"blob {digest.hex()[:12]}: chunk at {offset} does not fit an upload of {total} bytes"
+            )
         buffer[offset : offset + len(chunk)] = chunk
         if offset + len(chunk) < total:
             return False
