@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import cloudpickle
 
 from skyward import wire
+from skyward.blob_format import deserialize, serialize
 from skyward.blob_kinds import SIZERS, content_digest, nbytes, private_copy, reduce_memoryview, shared_view
 from skyward.function_pickles import pickled_by_value, reduce_code, reduce_function
 
@@ -126,9 +127,7 @@ class BlobIndex:
             if data is not None:
                 self._serialized.move_to_end(digest)
                 return data
-        buffer = io.BytesIO()
-        _UploadPickler(buffer).dump(obj)
-        data = wire.frame(buffer.getvalue(), probe=True)
+        data = serialize(obj, _UploadPickler)
         with self._lock:
             self._serialized[digest] = data
             self._serialized_bytes += len(data)
@@ -148,8 +147,10 @@ class _UploadPickler(cloudpickle.Pickler):
         {memoryview: reduce_memoryview, types.CodeType: reduce_code}, *cloudpickle.Pickler.dispatch_table.maps
     )
 
-    def __init__(self, file: io.BytesIO) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+    def __init__(
+        self, file: io.BytesIO, buffer_callback: Callable[[pickle.PickleBuffer], None] | None = None
+    ) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=buffer_callback)
 
     def reducer_override(self, obj: object) -> Any:
         if type(obj) is types.FunctionType:
@@ -267,8 +268,11 @@ def loads_with_blobs(frame: bytes, resolve: Callable[[bytes], object]) -> Any:
 
 
 def rebuild(data: bytes | bytearray) -> object:
-    """A blob's object from its uploaded bytes; arrays and memoryviews come back read-only (tasks share them)."""
-    obj = wire.loads(data, max_size=None)  # blobs come only from the pool's client, and may exceed a message
+    """A blob's object from its uploaded bytes; arrays and memoryviews come back read-only (tasks share them).
+
+    Arrays uploaded out of band (`skyward.blob_format`) are views of `data`: no copy.
+    """
+    obj = deserialize(data)
     if type(obj).__name__ == "ndarray":
         obj.flags.writeable = False  # type: ignore[attr-defined]
     elif type(obj) is memoryview:
