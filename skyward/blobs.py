@@ -197,7 +197,7 @@ class _InlinePickler(_UploadPickler):
     function by value with a few globals; about 40% of the cost). This pickler has none: it stops at the
     first large array, pandas object, memoryview or `Writable`, which all reach `reducer_override`. Large
     `bytes` and `bytearray` do not (the C pickler writes them before asking), but they make the pickle at
-    least as long as themselves, which the caller checks.
+    least as long as themselves: the file (`_Bounded`) stops there, before copying them.
     """
 
     def __init__(self, file: io.BytesIO, threshold: int) -> None:
@@ -214,6 +214,20 @@ class _InlinePickler(_UploadPickler):
         return super().reducer_override(obj)
 
 
+class _Bounded(io.BytesIO):
+    """The first try's file: it stops the pickle once it reaches `limit` bytes, before a large `bytes` or
+    `bytearray` is copied in (the C pickler writes those to the file directly, after its current frame)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self._limit = limit
+
+    def write(self, data: Any, /) -> int:
+        if self.tell() + memoryview(data).nbytes >= self._limit:
+            raise _FoundBlob
+        return super().write(data)
+
+
 def dumps_with_blobs(
     obj: object, index: BlobIndex, policy: BlobPolicy = SHARED
 ) -> tuple[bytes, dict[bytes, bytes]]:
@@ -221,14 +235,13 @@ def dumps_with_blobs(
 
     Returns the frame and the uploads it needs, by digest.
     """
-    buffer = io.BytesIO()
+    buffer = _Bounded(index.threshold)
     try:
         _InlinePickler(buffer, index.threshold).dump(obj)
     except _FoundBlob:
         pass
-    else:
-        if buffer.tell() < index.threshold:  # so no bytes or bytearray in it reaches the threshold
-            return wire.frame(buffer.getvalue()), {}
+    else:  # shorter than the threshold: so no bytes or bytearray in it reaches it
+        return wire.frame(buffer.getvalue()), {}
     buffer = io.BytesIO()
     pickler = BlobPickler(buffer, index, policy)
     pickler.dump(obj)

@@ -204,3 +204,23 @@ def test_the_first_try_stops_at_a_large_array_instead_of_pickling_it() -> None:
     small = io.BytesIO()
     _InlinePickler(small, threshold=1024).dump(("x", np.ones(8)))
     assert small.tell() < 1024
+
+
+def test_the_first_try_stops_before_copying_large_bytes() -> None:
+    import io
+
+    from skyward.blobs import _Bounded, _FoundBlob, _InlinePickler
+
+    class Recording(_Bounded):
+        copied = 0
+
+        def write(self, data: object, /) -> int:
+            written = super().write(data)
+            Recording.copied += written
+            return written
+
+    with pytest.raises(_FoundBlob):
+        _InlinePickler(Recording(1024), threshold=1024).dump(("x", b"y" * 1_000_000))
+    assert Recording.copied < 1024  # stopped before the bytes were written into the pickle
+    small = io.BytesIO()
+    _InlinePickler(small, threshold=1024).dump(("x", b"y" * 100))
