@@ -18,6 +18,7 @@ import io
 import os
 import pickle
 import threading
+import types
 from collections import ChainMap, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,21 +27,16 @@ from typing import Any, ClassVar
 import cloudpickle
 
 from skyward import wire
-from skyward.blob_kinds import SIZERS, content_digest, nbytes, private_copy, reduce_memoryview, shared_view
+from skyward.blob_format import serialize
+from skyward.blob_kinds import SIZERS, content_digest, nbytes, reduce_memoryview
+from skyward.blob_store import PID_TAG as _PID_TAG
+from skyward.blob_store import BlobMissing, BlobStore, loads_with_blobs, rebuild
+from skyward.function_pickles import pickled_by_value, reduce_code, reduce_function
 
 # GridSearchCV's y (500 KB for 62,500 rows) sits under 1 MiB: at 1 MiB it went inline with each of 80 fits
 # (161 MB sent); at 256 KiB it travels once per node (108 MB).
 BLOB_THRESHOLD = 256 * 1024
 DIGEST_SIZE = 16
-_PID_TAG = "skyward-blob"
-
-
-class BlobMissing(KeyError):
-    """A task refers to a blob the node does not hold (never uploaded, or evicted)."""
-
-    def __init__(self, digest: bytes) -> None:
-        super().__init__(digest.hex())
-        self.digest = digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +120,7 @@ class BlobIndex:
             if data is not None:
                 self._serialized.move_to_end(digest)
                 return data
-        buffer = io.BytesIO()
-        _UploadPickler(buffer).dump(obj)
-        data = wire.frame(buffer.getvalue(), probe=True)
+        data = serialize(obj, _UploadPickler)
         with self._lock:
             self._serialized[digest] = data
             self._serialized_bytes += len(data)
@@ -137,16 +131,24 @@ class BlobIndex:
 
 
 class _UploadPickler(cloudpickle.Pickler):
-    """cloudpickle, and memoryviews (which pickle cannot take) as their bytes, format and shape."""
+    """cloudpickle; memoryviews (which pickle cannot take) as their bytes, format and shape; functions by value
+    with their code pickled once (`skyward.function_pickles`)."""
 
     # Flat (the maps of cloudpickle's own ChainMap, still live): the pickler looks every object's type up here,
     # and each nested ChainMap level is a Python-level lookup.
     dispatch_table: ClassVar[ChainMap[type, Any]] = ChainMap(
-        {memoryview: reduce_memoryview}, *cloudpickle.Pickler.dispatch_table.maps
+        {memoryview: reduce_memoryview, types.CodeType: reduce_code}, *cloudpickle.Pickler.dispatch_table.maps
     )
 
-    def __init__(self, file: io.BytesIO) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+    def __init__(
+        self, file: io.BytesIO, buffer_callback: Callable[[pickle.PickleBuffer], None] | None = None
+    ) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=buffer_callback)
+
+    def reducer_override(self, obj: object) -> Any:
+        if type(obj) is types.FunctionType:
+            return reduce_function(obj, self.globals_ref) if pickled_by_value(obj) else NotImplemented
+        return super().reducer_override(obj)
 
 
 class BlobPickler(_UploadPickler):
@@ -184,6 +186,48 @@ class BlobPickler(_UploadPickler):
         return pid
 
 
+class _FoundBlob(Exception):
+    """A large object met by `_InlinePickler`: the call needs the blob pickler."""
+
+
+class _InlinePickler(_UploadPickler):
+    """The first try of `dumps_with_blobs`, for the common call that holds no large object.
+
+    The blob pickler's `persistent_id` is a Python call for every object pickled (a hundred or so for a
+    function by value with a few globals; about 40% of the cost). This pickler has none: it stops at the
+    first large array, pandas object, memoryview or `Writable`, which all reach `reducer_override`. Large
+    `bytes` and `bytearray` do not (the C pickler writes them before asking), but they make the pickle at
+    least as long as themselves: the file (`_Bounded`) stops there, before copying them.
+    """
+
+    def __init__(self, file: io.BytesIO, threshold: int) -> None:
+        super().__init__(file)
+        self._threshold = threshold
+
+    def reducer_override(self, obj: object) -> Any:
+        kind = type(obj)
+        if kind is Writable:
+            if nbytes(obj.value) >= self._threshold:  # type: ignore[attr-defined]
+                raise _FoundBlob
+        elif SIZERS.get(kind, nbytes) is not None and nbytes(obj) >= self._threshold:
+            raise _FoundBlob
+        return super().reducer_override(obj)
+
+
+class _Bounded(io.BytesIO):
+    """The first try's file: it stops the pickle once it reaches `limit` bytes, before a large `bytes` or
+    `bytearray` is copied in (the C pickler writes those to the file directly, after its current frame)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self._limit = limit
+
+    def write(self, data: Any, /) -> int:
+        if self.tell() + memoryview(data).nbytes >= self._limit:
+            raise _FoundBlob
+        return super().write(data)
+
+
 def dumps_with_blobs(
     obj: object, index: BlobIndex, policy: BlobPolicy = SHARED
 ) -> tuple[bytes, dict[bytes, bytes]]:
@@ -191,103 +235,31 @@ def dumps_with_blobs(
 
     Returns the frame and the uploads it needs, by digest.
     """
+    buffer = _Bounded(index.threshold)
+    try:
+        _InlinePickler(buffer, index.threshold).dump(obj)
+    except _FoundBlob:
+        pass
+    else:  # shorter than the threshold: so no bytes or bytearray in it reaches it
+        return wire.frame(buffer.getvalue()), {}
     buffer = io.BytesIO()
     pickler = BlobPickler(buffer, index, policy)
     pickler.dump(obj)
     return wire.frame(buffer.getvalue()), pickler.blobs
 
 
-# --- node side ---------------------------------------------------------------------------------------------
-
-
-class BlobUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, resolve: Callable[[bytes], object]) -> None:
-        super().__init__(file)
-        self._resolve = resolve
-
-    def persistent_load(self, pid: object) -> object:
-        if not (
-            isinstance(pid, tuple)
-            and len(pid) == 3
-            and pid[0] == _PID_TAG
-            and isinstance(pid[1], bytes)
-            and isinstance(pid[2], bool)
-        ):
-            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        shared = self._resolve(pid[1])
-        return private_copy(shared) if pid[2] else shared_view(shared)
-
-
-def loads_with_blobs(frame: bytes, resolve: Callable[[bytes], object]) -> Any:
-    return BlobUnpickler(io.BytesIO(wire.unframe(frame)), resolve).load()
-
-
-def rebuild(data: bytes | bytearray) -> object:
-    """A blob's object from its uploaded bytes; arrays and memoryviews come back read-only (tasks share them)."""
-    obj = wire.loads(data, max_size=None)  # blobs come only from the pool's client, and may exceed a message
-    if type(obj).__name__ == "ndarray":
-        obj.flags.writeable = False  # type: ignore[attr-defined]
-    elif type(obj) is memoryview:
-        obj = obj.toreadonly()
-    return obj
-class BlobStore:
-    """Node side: uploaded blobs, least recently used evicted past `limit_bytes`.
-
-    Holds each blob's bytes (for process slots, which rebuild it themselves) and, once a thread slot asked for
-    it, the rebuilt object too.
-    """
-
-    def __init__(self, limit_bytes: int = 2 << 30) -> None:
-        self._limit = limit_bytes
-        self._lock = threading.Lock()
-        self._data: OrderedDict[bytes, bytearray] = OrderedDict()
-        self._objects: dict[bytes, object] = {}
-        self._bytes = 0
-        self._partial: dict[bytes, bytearray] = {}
-
-    def put_chunk(self, digest: bytes, offset: int, total: int, chunk: bytes) -> bool:
-        """Store part of an upload; answers True once the blob is complete."""
-        if offset == 0:
-            self._partial[digest] = bytearray(total)
-        buffer = self._partial.get(digest)
-        if buffer is None or len(buffer) != total or offset + len(chunk) > total:
-            self._partial.pop(digest, None)
-            raise ValueError(f"blob {digest.hex()[:12]}: chunk at {offset} does not fit an upload of {total} bytes")
-        buffer[offset : offset + len(chunk)] = chunk
-        if offset + len(chunk) < total:
-            return False
-        del self._partial[digest]
-        self._add(digest, buffer)
-        return True
-
-    def _add(self, digest: bytes, data: bytearray) -> None:
-        with self._lock:
-            if digest in self._data:
-                return
-            self._data[digest] = data
-            self._bytes += len(data)
-            while self._bytes > self._limit and len(self._data) > 1:
-                old, old_data = self._data.popitem(last=False)
-                self._objects.pop(old, None)
-                self._bytes -= len(old_data)
-
-    def __contains__(self, digest: bytes) -> bool:
-        return digest in self._data
-
-    def data(self, digest: bytes) -> bytearray:
-        with self._lock:
-            try:
-                self._data.move_to_end(digest)
-                return self._data[digest]
-            except KeyError:
-                raise BlobMissing(digest) from None
-
-    def get(self, digest: bytes) -> object:
-        with self._lock:
-            obj = self._objects.get(digest)
-        if obj is None:
-            obj = rebuild(self.data(digest))
-            with self._lock:
-                if digest in self._data:
-                    self._objects[digest] = obj
-        return obj
+__all__ = [
+    "BLOB_THRESHOLD",
+    "DIGEST_SIZE",
+    "SHARED",
+    "BlobIndex",
+    "BlobMissing",
+    "BlobPickler",
+    "BlobPolicy",
+    "BlobStore",
+    "Writable",
+    "dumps_with_blobs",
+    "loads_with_blobs",
+    "rebuild",
+    "writable",
+]
