@@ -48,7 +48,9 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=5000, help="small calls for the throughput figure")
     parser.add_argument("--rounds", type=int, default=1000, help="sequential calls for the latency figure")
     parser.add_argument("--nodes", type=int, default=2)
@@ -60,7 +62,14 @@ def main() -> None:
     with sky.ComputePool(nodes=args.nodes, worker=sky.Worker(concurrency=args.concurrency)) as pool:
         lat = latencies(lambda: remote_noop(1) >> pool, args.rounds)
         tput = throughput(lambda i: remote_noop(i) > pool, args.calls)
-        rows.append((f"skyward ({args.nodes} nodes x {args.concurrency})", percentile(lat, 0.5), percentile(lat, 0.99), tput))
+        rows.append(
+            (
+                f"skyward ({args.nodes} nodes x {args.concurrency})",
+                percentile(lat, 0.5),
+                percentile(lat, 0.99),
+                tput,
+            )
+        )
 
     with ProcessPoolExecutor(slots) as executor:
         lat = latencies(lambda: executor.submit(noop, 1).result(), args.rounds)
@@ -68,9 +77,13 @@ def main() -> None:
         rows.append((f"ProcessPoolExecutor ({slots})", percentile(lat, 0.5), percentile(lat, 0.99), tput))
 
     ours = rows[0]
-    print(f"{'runner':<32} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>10} {'p50 vs us':>10} {'calls/s vs us':>14}")
+    print(
+        f"{'runner':<32} {'p50 ms':>8} {'p99 ms':>8} {'calls/s':>10} {'p50 vs us':>10} {'calls/s vs us':>14}"
+    )
     for name, p50, p99, tput in rows:
-        print(f"{name:<32} {p50:>8.3f} {p99:>8.3f} {tput:>10.0f} {p50 / ours[1]:>9.2f}x {tput / ours[3]:>13.2f}x")
+        print(
+            f"{name:<32} {p50:>8.3f} {p99:>8.3f} {tput:>10.0f} {p50 / ours[1]:>9.2f}x {tput / ours[3]:>13.2f}x"
+        )
     print(f"(median of {args.rounds} sequential round trips; {args.calls} calls in flight for calls/s)")
 
 

@@ -61,7 +61,9 @@ def main() -> None:
     for name, obj in kinds.items():
         size = obj.nbytes if isinstance(obj, np.ndarray) else int(obj.memory_usage(deep=False).sum())
         seconds = best_seconds(lambda obj=obj: content_digest(obj, 0))
-        print(f"  {name:<28} {size / seconds / 1e9:6.2f} GB/s  ({size / 1e6:5.0f} MB in {seconds * 1e3:6.1f} ms)")
+        print(
+            f"  {name:<28} {size / seconds / 1e9:6.2f} GB/s  ({size / 1e6:5.0f} MB in {seconds * 1e3:6.1f} ms)"
+        )
 
 
 if __name__ == "__main__":

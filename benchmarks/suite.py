@@ -62,7 +62,11 @@ def runner_context(name: str, slots_per_node: int, sklearn: bool = False) -> Ite
         plugin = sky.plugins.sklearn() if sklearn else sky.plugins.joblib()
         with sky.ComputePool(nodes=NODES, worker=worker, plugins=[plugin]) as pool:
             remote = sky.compute(noop)
-            yield lambda fn, *args: (sky.compute(fn)(*args) >> pool) if fn is not noop else (remote(*args) >> pool)
+            yield (
+                lambda fn, *args: (
+                    (sky.compute(fn)(*args) >> pool) if fn is not noop else (remote(*args) >> pool)
+                )
+            )
     elif name == "loky":
         from joblib.executor import get_memmapping_executor  # joblib's own: what Parallel reuses
 
@@ -77,9 +81,13 @@ def runner_context(name: str, slots_per_node: int, sklearn: bool = False) -> Ite
     elif name == "dask":
         from distributed import Client, LocalCluster
 
-        with LocalCluster(
-            n_workers=NODES, threads_per_worker=slots_per_node, processes=True, dashboard_address=None
-        ) as cluster, Client(cluster) as client, parallel_config(backend="dask", n_jobs=total):
+        with (
+            LocalCluster(
+                n_workers=NODES, threads_per_worker=slots_per_node, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+            parallel_config(backend="dask", n_jobs=total),
+        ):
             yield lambda fn, *args: client.submit(fn, *args, pure=False).result()
     elif name == "ray":
         import ray
@@ -184,8 +192,13 @@ def latency(runner: str, quick: bool) -> dict[str, float]:
 
 def startup(runner: str, quick: bool) -> dict[str, float]:
     # Imports are not start-up: a user's program pays them anyway, and they hit disk caches unevenly.
-    for module in {"skyward": ["skyward", "skyward_joblib"], "dask": ["distributed"], "ray": ["ray", "ray.util.joblib"],
-                   "loky": ["joblib.executor"], "threading": []}[runner]:
+    for module in {
+        "skyward": ["skyward", "skyward_joblib"],
+        "dask": ["distributed"],
+        "ray": ["ray", "ray.util.joblib"],
+        "loky": ["joblib.executor"],
+        "threading": [],
+    }[runner]:
         __import__(module)
     started = time.perf_counter()
     with runner_context(runner, 1) as call:
@@ -237,7 +250,9 @@ def _kill_session(session: int) -> None:
             if entry.isdigit():
                 with contextlib.suppress(OSError, IndexError, ValueError):
                     with open(f"/proc/{entry}/stat") as stat:
-                        fields = stat.read().rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp sid
+                        fields = (
+                            stat.read().rsplit(")", 1)[1].split()
+                        )  # after "pid (comm)": state ppid pgrp sid
                     if int(fields[3]) == session:
                         members.add(int(entry))
     for pid in members:
@@ -272,7 +287,9 @@ def print_table(workload: str, results: dict[str, dict[str, float] | str]) -> No
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runners", nargs="+", default=list(RUNNERS), choices=RUNNERS)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
     parser.add_argument("--quick", action="store_true", help="small sizes")
@@ -285,7 +302,9 @@ def main() -> None:
         figures = globals()[workload](runner, args.quick)
         print("RESULT " + json.dumps(figures), flush=True)
         return
-    print(f"{os.cpu_count()} cores; {'quick' if args.quick else 'full'} sizes; runners: {', '.join(args.runners)}")
+    print(
+        f"{os.cpu_count()} cores; {'quick' if args.quick else 'full'} sizes; runners: {', '.join(args.runners)}"
+    )
     everything: dict[str, dict[str, dict[str, float] | str]] = {}
     for workload in args.workloads:
         results = {runner: run_child(runner, workload, args.quick, args.timeout) for runner in args.runners}

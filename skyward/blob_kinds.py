@@ -122,7 +122,7 @@ def _hash_array(digest: Any, array: Any) -> None:
 def reduce_memoryview(view: memoryview) -> tuple[Callable[..., memoryview], tuple[Any, ...]]:
     """Pickle a memoryview as its bytes, format and shape; it comes back read-only if it was."""
     try:
-        memoryview(bytes(view.itemsize)).cast(view.format)
+        memoryview(bytes(view.itemsize)).cast(view.format)  # type: ignore[call-overload]  # any struct format
     except (TypeError, ValueError):
         message = f"a memoryview of format {view.format!r} cannot be sent: pass bytes or an array"
         raise TypeError(message) from None
@@ -131,7 +131,7 @@ def reduce_memoryview(view: memoryview) -> tuple[Callable[..., memoryview], tupl
 
 
 def memoryview_from(data: bytes | bytearray, fmt: str, shape: tuple[int, ...]) -> memoryview:
-    return memoryview(data).cast(fmt, shape)
+    return memoryview(data).cast(fmt, shape)  # type: ignore[call-overload]  # fmt: any struct format a view had
 
 
 # --- what each task gets on a node -----------------------------------------------------------------------

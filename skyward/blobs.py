@@ -242,10 +242,10 @@ def dumps_with_blobs(
         pass
     else:  # shorter than the threshold: so no bytes or bytearray in it reaches it
         return wire.frame(buffer.getvalue()), {}
-    buffer = io.BytesIO()
-    pickler = BlobPickler(buffer, index, policy)
+    whole = io.BytesIO()
+    pickler = BlobPickler(whole, index, policy)
     pickler.dump(obj)
-    return wire.frame(buffer.getvalue()), pickler.blobs
+    return wire.frame(whole.getvalue()), pickler.blobs
 
 
 __all__ = [

@@ -10,6 +10,7 @@ goes down or comes back.
 from __future__ import annotations
 
 import heapq
+from typing import Any
 
 from skyward.scheduling_state import NodeSlots
 
@@ -70,7 +71,7 @@ class NodeIndex:
         """Leave the current `most_stealable` out until it changes (its queued tasks cannot move)."""
         heapq.heappop(self._victims)
 
-    def _top(self, heap: list[tuple[float, int, int]] | list[tuple[int, int, int]]) -> NodeSlots | None:
+    def _top(self, heap: list[tuple[Any, int, int]]) -> NodeSlots | None:
         while heap:
             _, index, version = heap[0]
             node = self.nodes[index]

@@ -56,7 +56,8 @@ def encode_task(
     """Serialize a call. Raises `TypeError` naming the function when something in it cannot be pickled."""
     policy = SHARED
     if isinstance(fn, WithBlobPolicy):
-        fn, policy = fn.fn, fn.policy
+        wrapped = fn
+        fn, policy = wrapped.fn, wrapped.policy
     # On the wire a task is the plain tuple (fn, args, kwargs): pickling a (slotted) dataclass instance costs
     # about twice as much, on every task (measured with benchmarks/simulate.py).
     call = (fn, args, kwargs)

@@ -135,9 +135,9 @@ class Placement:
             if head.future.done():  # cancelled while it waited (and released then)
                 ready.popleft()
                 continue
-            node = self.index.least_loaded()
-            if node is not None and node.takes(head):
-                self.place(ready.popleft(), node)
+            least = self.index.least_loaded()
+            if least is not None and least.takes(head):
+                self.place(ready.popleft(), least)
                 out.append(head)
             elif head.crashes and self._reserve_for(head):
                 ready.popleft()

@@ -178,7 +178,9 @@ class ComputePool(PoolConventions):
             stack.callback(self._teardown)
             pm = plugin_host.manager(self.plugins)
             self.image = plugin_host.fold_image(pm, self.image, self.cluster)
-            self._task_preparers = plugin_host.task_preparers(pm, provider=self.provider, cluster=self.cluster)
+            self._task_preparers = plugin_host.task_preparers(
+                pm, provider=self.provider, cluster=self.cluster
+            )
             self._deployment = self.provider.launch(self.cluster, self.image, self._secret, self.lease)
             self._connect()
             self._activate()
@@ -205,7 +207,9 @@ class ComputePool(PoolConventions):
             try:
                 attempt.result()
             except SkywardError as exc:
-                raise ProvisionError(f"node {started.info.name} started but cannot be reached: {exc}") from exc
+                raise ProvisionError(
+                    f"node {started.info.name} started but cannot be reached: {exc}"
+                ) from exc
         slots = [
             NodeSlots(n.info.index, n.info.name, n.info.concurrency, link, prefetch=self.prefetch)
             for n, link in zip(self._deployment.nodes, self._links, strict=True)
@@ -298,9 +302,7 @@ class ComputePool(PoolConventions):
         scheduler = self._require_scheduler()
         return scheduler.submit(self._encode(fn, args, kwargs))
 
-    def window(
-        self, limit: int | None, *, prefetch: bool = True, stop_on_error: bool = False
-    ) -> Window:
+    def window(self, limit: int | None, *, prefetch: bool = True, stop_on_error: bool = False) -> Window:
         """A lane into this pool with at most `limit` tasks in flight at once; the others wait, FIFO.
 
         Args:
@@ -395,4 +397,3 @@ class ComputePool(PoolConventions):
 
 #: The same class under the name of the older docs: one entry path, whichever name is written.
 Compute = ComputePool
-

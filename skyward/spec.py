@@ -27,7 +27,11 @@ class Worker:
     executor: ExecutorKind = "thread"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.concurrency, int) or isinstance(self.concurrency, bool) or self.concurrency < 1:
+        if (
+            not isinstance(self.concurrency, int)
+            or isinstance(self.concurrency, bool)
+            or self.concurrency < 1
+        ):
             raise ValueError(f"Worker.concurrency must be a positive int, got {self.concurrency!r}")
         if self.executor not in ("thread", "process"):
             raise ValueError(f"Worker.executor must be 'thread' or 'process', got {self.executor!r}")
@@ -95,7 +99,9 @@ def resource_spellings(
     """
     if vcpus is not None:
         if cpu is not None:
-            raise ValueError(f"{owner}(cpu={cpu!r}, vcpus={vcpus!r}): vcpus is another name for cpu; give one")
+            raise ValueError(
+                f"{owner}(cpu={cpu!r}, vcpus={vcpus!r}): vcpus is another name for cpu; give one"
+            )
         cpu = vcpus
     if memory_gb is not None:
         if memory is not None:

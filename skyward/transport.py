@@ -16,7 +16,6 @@ Over ~300 lines on purpose: it is the one module that imports casty, whose API c
 messages, the node's actor and the client's link change together when it does.
 """
 
-
 import asyncio
 import logging
 import socket
@@ -43,6 +42,7 @@ from casty import (
     MessageDropped,
     MessageTooLarge,
     NodeId,
+    Ref,
     Runtime,
     Unavailable,
     WriteFailed,
@@ -102,7 +102,9 @@ class Heartbeat(Askable[bool]):
 class NodeHandler(Protocol):
     """What the node agent does with each message; see `skyward.worker.agent.TaskRunner`."""
 
-    def run(self, task_id: str, payload: bytes, blobs: tuple[bytes, ...], reply: Callable[[bytes], None]) -> None: ...
+    def run(
+        self, task_id: str, payload: bytes, blobs: tuple[bytes, ...], reply: Callable[[bytes], None]
+    ) -> None: ...
 
     def put_blob(self, digest: bytes, offset: int, total: int, chunk: bytes) -> bool: ...
 
@@ -187,15 +189,25 @@ class TransportObserver:
     def __call__(self, event: Event, /) -> None:
         if isinstance(event, MemberChanged):
             level = logging.WARNING if event.status in ("suspect", "dead") else logging.DEBUG
-            logger.log(level, "member %s went from %s to %s", _named(event.node), event.previous, event.status)
+            logger.log(
+                level, "member %s went from %s to %s", _named(event.node), event.previous, event.status
+            )
             return
         fields = getattr(event, "__dict__", {})
-        text = ", ".join(f"{k}={_named(v) if isinstance(v, NodeId) else _printable(v)}" for k, v in fields.items())
-        level = logging.WARNING if isinstance(event, ActivationFailed | WriteFailed | MessageDropped) else logging.DEBUG
+        text = ", ".join(
+            f"{k}={_named(v) if isinstance(v, NodeId) else _printable(v)}" for k, v in fields.items()
+        )
+        level = (
+            logging.WARNING
+            if isinstance(event, ActivationFailed | WriteFailed | MessageDropped)
+            else logging.DEBUG
+        )
         logger.log(level, "%s: %s", type(event).__name__, text)
 
 
-async def serve(node_name: str, port: int, handler: NodeHandler, ready: Callable[[], None], tls: TLSMaterial) -> None:
+async def serve(
+    node_name: str, port: int, handler: NodeHandler, ready: Callable[[], None], tls: TLSMaterial
+) -> None:
     """Run the node's actor system on 127.0.0.1:`port` until cancelled; call `ready` once it listens.
 
     Only a peer holding the client certificate `tls.ca` signed gets past the handshake.
@@ -248,7 +260,7 @@ class NodeLink:
         self._secret = secret
         self._client: Client | None = None
         self._files: KeyFiles | None = None
-        self._ref = None
+        self._ref: Ref[RunTask | PutBlob | CancelTasks | Heartbeat] | None = None
 
     async def connect(self, timeout: float = 20.0) -> None:
         mapping = {self._advertise: self._dial}

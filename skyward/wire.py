@@ -13,7 +13,6 @@ from typing import Any
 import cloudpickle
 import lz4.frame
 
-
 # Below this size lz4's framing costs more than it saves.
 COMPRESS_THRESHOLD = 4096
 # The most a frame decompresses to: one message's limit (`skyward.transport.MAX_MESSAGE_BYTES`). lz4 reaches ratios
@@ -70,7 +69,9 @@ def _decompress(body: memoryview, max_size: int | None) -> bytes:
     except RuntimeError as exc:
         raise WireError(f"corrupt lz4 body: {exc}") from exc
     if max_size is not None and len(out) > max_size:
-        raise WireError(f"an lz4 body decompresses to more than {max_size / 2**20:.0f} MiB, the most a message carries")
+        raise WireError(
+            f"an lz4 body decompresses to more than {max_size / 2**20:.0f} MiB, the most a message carries"
+        )
     if not decompressor.eof:
         raise WireError("truncated lz4 body")
     return out

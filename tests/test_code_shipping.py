@@ -22,7 +22,9 @@ def test_installed_stdlib_and_skyward_modules_are_not_shipped() -> None:
     assert not is_local_source("skyward", skyward)  # the nodes install skyward's own wheel
 
 
-def test_a_module_of_the_users_source_tree_is_shipped_by_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_module_of_the_users_source_tree_is_shipped_by_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "my_tasks_for_shipping.py").write_text("def double(x):\n    return 2 * x\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module("my_tasks_for_shipping")

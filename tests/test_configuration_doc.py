@@ -278,14 +278,12 @@ def test_limits_match_the_code() -> None:
 
 def test_comparison_includes_the_whole_benchmark_table() -> None:
     comparison = (ROOT / "docs" / "comparison.md").read_text()
-    match = re.search(r'--8<-- "docs/benchmarks\.md:(\d+):(\d+)"', comparison)
-    assert match, "docs/comparison.md no longer includes lines of docs/benchmarks.md"
-    first, last = int(match.group(1)), int(match.group(2))
-    lines = (ROOT / "docs" / "benchmarks.md").read_text().splitlines()
-    included = lines[first - 1 : last]
-    assert included[0].startswith("| runner | efficiency"), f"the include starts at {included[0]!r}"
-    assert all(line.startswith("|") for line in included), "the include holds lines outside the table"
-    after = lines[last] if last < len(lines) else ""
-    assert not after.startswith("|"), f"the include stops before the table ends ({after!r} follows)"
+    assert '--8<-- "docs/benchmarks.md:suite-table"' in comparison, "the comparison no longer includes the table"
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    start, end = "<!-- --8<-- [start:suite-table] -->", "<!-- --8<-- [end:suite-table] -->"
+    assert start in text and end in text, "docs/benchmarks.md lost the suite table's section markers"
+    included = text.split(start, 1)[1].split(end, 1)[0].strip().splitlines()
+    assert included[0].startswith("| runner | efficiency"), f"the section starts at {included[0]!r}"
+    assert all(line.startswith("|") for line in included), "the section holds lines outside the table"
     runners = {line.split("|")[1].strip() for line in included[2:]}
     assert {"skyward", "loky", "dask", "ray"} <= runners

@@ -39,4 +39,6 @@ def test_a_missing_plugin_is_a_clear_error_not_an_attribute_error() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("PluginNotInstalled JoblibPool is in the skyward-joblib package: install it")
+    assert result.stdout.startswith(
+        "PluginNotInstalled JoblibPool is in the skyward-joblib package: install it"
+    )

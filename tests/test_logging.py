@@ -27,7 +27,9 @@ def test_a_broken_ssh_progress_callback_is_a_warning_of_skyward_ssh(caplog: pyte
     assert record.getMessage() == "the progress callback raised RuntimeError: display broke"
 
 
-def test_a_broken_slurm_progress_callback_is_a_warning_of_skyward_slurm(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_broken_slurm_progress_callback_is_a_warning_of_skyward_slurm(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     sky.Slurm(progress=_raises)._report("slurm job 7: PENDING")
     (record,) = caplog.records
     assert (record.name, record.levelno) == ("skyward.slurm", logging.WARNING)

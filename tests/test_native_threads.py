@@ -44,7 +44,11 @@ def blas_threads() -> dict[str, object]:
     from threadpoolctl import threadpool_info
 
     pools = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
-    return {"pid": os.getpid(), "blas": pools, "env": {name: os.environ.get(name) for name in THREAD_VARIABLES}}
+    return {
+        "pid": os.getpid(),
+        "blas": pools,
+        "env": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+    }
 
 
 @pytest.mark.parametrize(("nodes", "concurrency"), [(1, 1), (2, 1), (1, 2)])

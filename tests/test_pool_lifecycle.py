@@ -42,7 +42,7 @@ def test_no_worker_left_after_a_normal_exit() -> None:
 def test_no_worker_left_after_an_exception_in_the_block() -> None:
     with pytest.raises(ZeroDivisionError), sky.ComputePool(nodes=2) as pool:
         pids = _worker_pids(pool)
-        1 / 0
+        raise ZeroDivisionError("inside the block")
     assert wait_gone(pids, timeout=1) == set()
 
 
@@ -101,7 +101,10 @@ def test_workers_exit_by_themselves_when_the_client_is_killed(tmp_path: Path) ->
         )
     )
     client = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert client.stdout is not None
     pids = {int(p) for p in client.stdout.readline().split()}

@@ -21,7 +21,10 @@ from skyward.inprocess import InProcess, current_node
 
 def in_process(nodes: int, concurrency: int, **options: object) -> sky.ComputePool:
     return sky.ComputePool(
-        provider=InProcess(), nodes=nodes, worker=sky.Worker(concurrency=concurrency), **options  # type: ignore[arg-type]
+        provider=InProcess(),
+        nodes=nodes,
+        worker=sky.Worker(concurrency=concurrency),
+        **options,  # type: ignore[arg-type]
     )
 
 
@@ -37,7 +40,6 @@ def touch(path: str, seconds: float = 0.0) -> tuple[int, str | None]:
     time.sleep(seconds)
     Path(path).touch()
     return os.getpid(), current_node()
-
 
 
 def test_a_node_never_runs_more_tasks_than_its_slots() -> None:
@@ -181,7 +183,7 @@ def test_tasks_queued_behind_a_long_task_are_stolen_by_an_idle_node() -> None:
         time.sleep(0.2)  # it runs on one node; everything after it is short
         shorts = [labelled(0.05, f"short-{i}") > pool for i in range(6)]
         short_results = [f.result(timeout=30) for f in shorts]
-        long_label, long_node, long_end = long.result(timeout=30)
+        _, long_node, long_end = long.result(timeout=30)
     # Some short tasks were first queued behind the long one; all of them ran on the other node, long before.
     assert all(node != long_node for _, node, _ in short_results)
     assert max(end for _, _, end in short_results) < long_end - 1.0
@@ -215,4 +217,6 @@ def test_a_node_that_stops_answering_is_lost_by_its_heartbeats() -> None:
         provider.launched[-1].freeze(1)
         results = [f.result(timeout=30) for f in [timed(0.05, i) > pool for i in range(6)]]
         assert {node for node, *_ in results} == {pool.nodes[0].name}
-        assert [n.name for n in pool.nodes] == [pool.nodes[0].name] and frozen not in {n.name for n in pool.nodes}
+        assert [n.name for n in pool.nodes] == [pool.nodes[0].name] and frozen not in {
+            n.name for n in pool.nodes
+        }

@@ -34,7 +34,6 @@ def fail_after(seconds: float) -> None:
     raise ValueError("task failed")
 
 
-
 @pytest.fixture(scope="module")
 def pool() -> Iterator[sky.ComputePool]:
     """One node with four thread slots and room for four more in its queue."""

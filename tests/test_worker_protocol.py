@@ -66,7 +66,14 @@ def test_a_peer_without_the_pools_certificate_cannot_connect(node, tmp_path: Pat
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"", b"\x00", b"\x01not lz4 at all", b"\x07unknown flag", b"\x00\x80\x05garbage pickle", os.urandom(4096)],
+    [
+        b"",
+        b"\x00",
+        b"\x01not lz4 at all",
+        b"\x07unknown flag",
+        b"\x00\x80\x05garbage pickle",
+        os.urandom(4096),
+    ],
 )
 def test_garbage_payloads_get_an_error_reply_and_the_node_keeps_serving(node, garbage: bytes) -> None:  # type: ignore[no-untyped-def]
     pool, started = node

@@ -98,7 +98,9 @@ def writable_arguments(pool: sky.ComputePool) -> None:
     X = np.arange(200_000, dtype=float)  # 1.6 MB: sent to each node once, by content hash
     shared, _, _ = center(X) >> pool  # the node's copy, shared by its tasks: read-only
     writable, mean, pid = center(sky.writable(X)) >> pool  # a private writable copy for this task
-    print(f"writable  shared copy writable: {shared}; sky.writable(X): {writable}, mean after centering {mean}")
+    print(
+        f"writable  shared copy writable: {shared}; sky.writable(X): {writable}, mean after centering {mean}"
+    )
     print(f"          on pid {pid}; the client's X is unchanged: X[:3] = {X[:3]}")
     # --8<-- [end:writable]
 

@@ -136,7 +136,9 @@ class LocalDeployment:
         self._start_args: dict[int, tuple[ClusterSpec, Image, bytes, float]] = {}
         self.nodes: list[StartedNode] = []
 
-    def start_node(self, index: int, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> StartedNode:
+    def start_node(
+        self, index: int, cluster: ClusterSpec, image: Image, secret: bytes, lease: float
+    ) -> StartedNode:
         name = f"{cluster.pool_id}-node-{index}"
         self._start_args[index] = (cluster, image, secret, lease)  # a restart starts it again the same way
         env = {**os.environ, **image.env}

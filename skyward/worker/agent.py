@@ -116,7 +116,9 @@ class TaskRunner:
         """
         self._contact()
         return sum(
-            1 for task_id in task_ids if task_id in self._running and self._slots.cancel(task_id, stop_running)
+            1
+            for task_id in task_ids
+            if task_id in self._running and self._slots.cancel(task_id, stop_running)
         )
 
     def put_blob(self, digest: bytes, offset: int, total: int, chunk: bytes) -> bool:

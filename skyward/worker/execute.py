@@ -13,7 +13,6 @@ from skyward import reply
 from skyward.blobs import BlobMissing
 from skyward.payload import decode_task
 
-
 # Unpickling a task imports the modules it refers to. Two thread slots importing a package with circular
 # imports at once (scikit-learn's) can see it half initialized: "cannot import name ... from partially
 # initialized module". Decoding one task at a time per process avoids that; it costs microseconds per task.
@@ -27,11 +26,11 @@ def execute(payload: bytes, task_id: str, resolve: Callable[[bytes], object]) ->
             task = decode_task(payload, resolve)
     except BlobMissing as missing:  # evicted since the agent checked: the client uploads it again
         return reply.missing((missing.digest,))
-    except BaseException as exc:  # malformed or hostile bytes, or a module the node lacks
+    except BaseException as exc:  # noqa: BLE001  (malformed or hostile bytes, or a module the node lacks)
         return reply.error(exc)
     try:
         value = task.fn(*task.args, **task.kwargs)
-    except BaseException as exc:  # SystemExit from user code must not take the slot down either
+    except BaseException as exc:  # noqa: BLE001  (SystemExit from user code must not take the slot down either)
         # The first frame is this function: the user's traceback starts below it.
         if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
             exc = exc.with_traceback(exc.__traceback__.tb_next)

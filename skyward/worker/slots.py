@@ -49,7 +49,9 @@ class Slots(Protocol):
     def shutdown(self) -> None: ...
 
 
-def make_slots(kind: ExecutorKind, concurrency: int, store: BlobStore, thread_name: str = "skyward-slot") -> Slots:
+def make_slots(
+    kind: ExecutorKind, concurrency: int, store: BlobStore, thread_name: str = "skyward-slot"
+) -> Slots:
     """`concurrency` slots of `kind`; thread slots are named ``<thread_name>_<n>``."""
     if kind == "process":
         return ProcessSlots(concurrency, store)
@@ -172,7 +174,7 @@ class _ProcessSlot:
             job.future.set_result(result)
         self.process.kill()
 
-    def _uploads_for(self, job: _Job) -> dict[bytes, bytes]:
+    def _uploads_for(self, job: _Job) -> dict[bytes, bytearray]:
         """The blobs of `job` the child lacks, and the mirror of its cache updated as the child will update it."""
         uploads = {d: self._store.data(d) for d in job.blobs if d not in self._child_blobs}
         for digest in job.blobs:

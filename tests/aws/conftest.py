@@ -33,7 +33,8 @@ _LOCAL_NETWORKS = [ipaddress.ip_network(n) for n in ("127.0.0.0/8", "::1/128", "
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "real_aws: launches real EC2 instances (needs credentials and SKYWARD_REAL_AWS=1; costs money)"
+        "markers",
+        "real_aws: launches real EC2 instances (needs credentials and SKYWARD_REAL_AWS=1; costs money)",
     )
 
 

@@ -136,8 +136,9 @@ def test_the_default_ami_is_ubuntu_or_the_nvidia_base_ami(catalog: dict[str, lis
     assert default_ami_parameter(choose(catalog)) == UBUNTU_PARAMETER.format(arch="amd64")
     assert default_ami_parameter(choose(catalog, "arm64")) == UBUNTU_PARAMETER.format(arch="arm64")
     assert default_ami_parameter(choose(catalog, accelerator="T4")) == NVIDIA_PARAMETER.format(arch="x86_64")
-    assert "/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id" in UBUNTU_PARAMETER.format(
-        arch="amd64"
+    assert (
+        "/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+        in UBUNTU_PARAMETER.format(arch="amd64")
     )
 
 
@@ -186,7 +187,9 @@ def test_known_hosts_lines_and_ssh_hosts() -> None:
 # --- who honours resource parameters -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("setting", [{"cpu": 8}, {"memory": "32GB"}, {"machine": "m5.xlarge"}, {"allocation": "on-demand"}])
+@pytest.mark.parametrize(
+    "setting", [{"cpu": 8}, {"memory": "32GB"}, {"machine": "m5.xlarge"}, {"allocation": "on-demand"}]
+)
 def test_local_and_ssh_refuse_resource_parameters(setting: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="cannot be honoured: Local nodes"):
         sky.ComputePool(nodes=1, **setting)
@@ -200,7 +203,9 @@ def test_local_and_ssh_refuse_resource_parameters(setting: dict[str, Any]) -> No
 def test_aws_takes_resource_parameters_from_the_pool_and_the_older_api() -> None:
     provider = sky.AWS(region="us-east-1", ssh_cidr="198.51.100.7")
     pool = sky.ComputePool(provider=provider, cpu=8, memory="32GB", accelerator="T4", allocation="on-demand")
-    assert pool.cluster.resources == sky.Resources(cpu=8, memory="32GB", accelerator="T4", allocation="on-demand")
+    assert pool.cluster.resources == sky.Resources(
+        cpu=8, memory="32GB", accelerator="T4", allocation="on-demand"
+    )
     older = JoblibPool(provider=provider, nodes=2, machine="m5.xlarge", allocation="always-spot")
     assert older.cluster.resources.machine == "m5.xlarge"
     assert older.cluster.resources.allocation == "always-spot"
@@ -224,4 +229,3 @@ def test_aws_settings_are_checked_at_construction() -> None:
         with pytest.raises(ValueError, match=message):
             sky.AWS(**settings)
     assert sky.AWS(ssh_options={"offline": True}).ssh_options == {"offline": True}
-

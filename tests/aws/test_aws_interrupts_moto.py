@@ -106,7 +106,11 @@ def test_a_plan_that_cannot_be_made_creates_nothing(aws_calls: CallRecorder, mot
         ({"instance_type": "c6g.large"}, {}, "is built for x86_64 but c6g.large is arm64"),
         ({"instance_type": "c5.large"}, {"machine": "m5.large"}, "name one instance type"),
         ({"instance_type": "c5.large"}, {"cpu": 64}, "does not have what the pool asks for"),
-        ({"ami": None}, {}, "the public SSM parameter /aws/service/canonical/ubuntu/server/24.04/stable/current/amd64"),
+        (
+            {"ami": None},
+            {},
+            "the public SSM parameter /aws/service/canonical/ubuntu/server/24.04/stable/current/amd64",
+        ),
         ({}, {"memory": "lots"}, "memory must be a size like"),
         ({}, {"accelerator": "T4:none"}, "accelerator must look like"),
         ({"address": "private", "ssh_cidr": None}, {}, "AWS(ssh_cidr=...) is needed"),
@@ -122,10 +126,14 @@ def test_a_plan_that_cannot_be_made_creates_nothing(aws_calls: CallRecorder, mot
 def test_the_default_ami_comes_from_the_public_ubuntu_parameter(aws_calls: CallRecorder) -> None:
     # moto has no Canonical parameters: the error shows which one was asked for, and nothing was created.
     with pytest.raises(sky.ProvisionError, match="pass sky.AWS\\(ami='ami-...'\\)"):
-        with sky.ComputePool(provider=sky.AWS(instance_type="c6g.large", ssh_cidr="198.51.100.7", quiet=True)):
+        with sky.ComputePool(
+            provider=sky.AWS(instance_type="c6g.large", ssh_cidr="198.51.100.7", quiet=True)
+        ):
             pass
     (get,) = [c for c in aws_calls.calls if c.service == "ssm"]
-    assert get.params == {"Name": "/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id"}
+    assert get.params == {
+        "Name": "/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id"
+    }
     assert not CREATES & set(aws_calls.operations())
 
 

@@ -95,12 +95,19 @@ def where() -> dict[str, Any]:
 
 def worker_processes() -> set[int]:
     """What the node watchdog looks for (its pattern), on this machine."""
-    found = subprocess.run(["pgrep", "-f", "--", "-m skyward.worker"], capture_output=True, text=True, check=False)
+    found = subprocess.run(
+        ["pgrep", "-f", "--", "-m skyward.worker"], capture_output=True, text=True, check=False
+    )
     return {int(pid) for pid in found.stdout.split()}
 
 
 def test_an_exception_inside_a_working_pool_leaves_nothing(
-    lab: Lab, addresses: Any, aws_calls: CallRecorder, ec2: Any, moto_ami: str, capfd: pytest.CaptureFixture[str]
+    lab: Lab,
+    addresses: Any,
+    aws_calls: CallRecorder,
+    ec2: Any,
+    moto_ami: str,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     route = addresses("aws-a", "aws-b")
     with pytest.raises(RuntimeError, match="raised inside the block"):
@@ -167,9 +174,16 @@ def console_with_keys(*hosts: Host) -> str:
 
 
 def test_host_keys_from_the_console_output_are_verified(
-    lab: Lab, addresses: Any, aws_calls: CallRecorder, ec2: Any, moto_ami: str, monkeypatch: pytest.MonkeyPatch
+    lab: Lab,
+    addresses: Any,
+    aws_calls: CallRecorder,
+    ec2: Any,
+    moto_ami: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("moto.ec2.responses.general.SAMPLE_CONSOLE_OUTPUT", console_with_keys(lab.hosts["aws-a"]))
+    monkeypatch.setattr(
+        "moto.ec2.responses.general.SAMPLE_CONSOLE_OUTPUT", console_with_keys(lab.hosts["aws-a"])
+    )
     route = addresses("aws-a")
     with sky.ComputePool(provider=lab_provider(moto_ami, route, host_keys="console", quiet=True)) as pool:
         deployment = pool._deployment
@@ -182,12 +196,21 @@ def test_host_keys_from_the_console_output_are_verified(
 
 
 def test_a_host_whose_key_is_not_the_one_in_the_console_is_refused(
-    lab: Lab, addresses: Any, aws_calls: CallRecorder, ec2: Any, moto_ami: str, monkeypatch: pytest.MonkeyPatch
+    lab: Lab,
+    addresses: Any,
+    aws_calls: CallRecorder,
+    ec2: Any,
+    moto_ami: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The console names aws-b's key, but the address leads to aws-a: what a man in the middle would look like.
-    monkeypatch.setattr("moto.ec2.responses.general.SAMPLE_CONSOLE_OUTPUT", console_with_keys(lab.hosts["aws-b"]))
+    monkeypatch.setattr(
+        "moto.ec2.responses.general.SAMPLE_CONSOLE_OUTPUT", console_with_keys(lab.hosts["aws-b"])
+    )
     with pytest.raises(sky.ProvisionError, match="host key is not trusted"):
-        with sky.ComputePool(provider=lab_provider(moto_ami, addresses("aws-a"), host_keys="console", quiet=True)):
+        with sky.ComputePool(
+            provider=lab_provider(moto_ami, addresses("aws-a"), host_keys="console", quiet=True)
+        ):
             pass
     (pool_id,) = pool_ids_seen(aws_calls.calls)
     assert nothing_left(ec2, pool_id)
@@ -202,4 +225,3 @@ def test_without_console_keys_the_console_policy_refuses(
             pass
     (pool_id,) = pool_ids_seen(aws_calls.calls)
     assert nothing_left(ec2, pool_id)
-

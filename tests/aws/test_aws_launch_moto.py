@@ -90,7 +90,9 @@ def launch(moto_endpoint: str, moto_ami: str, tmp_path_factory: pytest.TempPathF
             (record.workdir,) = Path(tempfile.gettempdir()).glob(f"skyward-{record.pool_id}-*")
             key_file = record.workdir / "id_ed25519"
             record.during["key_mode"] = stat.S_IMODE(key_file.stat().st_mode)
-            record.during["local_public_key"] = asyncssh.read_private_key(key_file).export_public_key().decode()
+            record.during["local_public_key"] = (
+                asyncssh.read_private_key(key_file).export_public_key().decode()
+            )
 
         recorder.on("before-parameter-build.ec2.DescribeInstances", while_waiting)
         provider = sky.AWS(ami=moto_ami, ssh_cidr="198.51.100.7", ssh_timeout=SSH_TIMEOUT, quiet=True)
@@ -210,4 +212,3 @@ def test_it_tried_each_public_address_and_nothing_else_left_this_machine(launch:
     public = {i["PublicIpAddress"] for i in launch.during["instances"]}
     assert {host for host, _ in launch.blocked} == public
     assert {port for _, port in launch.blocked} == {22}
-

@@ -40,13 +40,16 @@ def test_skyward_imports_and_configures_aws_without_boto3() -> None:
         [sys.executable, "-c", WITHOUT_BOTO3], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "LAUNCH: sky.AWS needs boto3, which is not installed here: install boto3 (`uv sync --extra aws`" in (
-        result.stdout
+    assert (
+        "LAUNCH: sky.AWS needs boto3, which is not installed here: install boto3 (`uv sync --extra aws`"
+        in (result.stdout)
     )
 
 
 def test_the_hiding_works() -> None:
     # The check above must be able to fail: with boto3 hidden, importing it fails.
     probe = WITHOUT_BOTO3.split("import skyward as sky")[0] + "import boto3\n"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode != 0 and "No module named 'boto3'" in result.stderr

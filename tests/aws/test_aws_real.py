@@ -53,7 +53,9 @@ def test_a_real_pool_runs_on_two_instances_and_leaves_nothing() -> None:
         squares = [pool.submit(pow, n, 2).result(timeout=120) for n in range(8)]
     assert squares == [n * n for n in range(8)]
     hosts = {r["host"] for r in results}
-    assert len(hosts) == 2 and socket.gethostname() not in hosts  # two instances, neither of them this machine
+    assert (
+        len(hosts) == 2 and socket.gethostname() not in hosts
+    )  # two instances, neither of them this machine
 
     pool_filter = [{"Name": "tag:skyward:pool", "Values": [pool_id]}]
     live = ["pending", "running", "stopping", "stopped"]

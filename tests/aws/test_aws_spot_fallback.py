@@ -18,7 +18,9 @@ REQUEST = {"ImageId": "ami-0123456789abcdef0", "InstanceType": "c5.large", "KeyN
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    return boto3.client("ec2", region_name="us-east-1", aws_access_key_id="stub", aws_secret_access_key="stub")
+    return boto3.client(
+        "ec2", region_name="us-east-1", aws_access_key_id="stub", aws_secret_access_key="stub"
+    )
 
 
 @pytest.fixture
@@ -32,7 +34,9 @@ def instances(*ids: str) -> dict[str, Any]:
     return {"Instances": [{"InstanceId": i} for i in ids]}
 
 
-def expect_run(stubber: Stubber, count: int, at_least: int, spot: bool, answer: dict[str, Any] | None) -> None:
+def expect_run(
+    stubber: Stubber, count: int, at_least: int, spot: bool, answer: dict[str, Any] | None
+) -> None:
     params: dict[str, Any] = {**REQUEST, "MinCount": at_least, "MaxCount": count}
     if spot:
         params["InstanceMarketOptions"] = SPOT_OPTIONS
@@ -61,7 +65,9 @@ def test_spot_if_available_falls_back_to_on_demand_when_spot_capacity_is_refused
     expect_run(stubber, 3, at_least=3, spot=False, answer=instances("i-1", "i-2", "i-3"))
     ids, recorded, said = launch(client, 3, "spot-if-available")
     assert ids == ["i-1", "i-2", "i-3"] and recorded == [ids]
-    assert said == ["no spot capacity for c5.large (InsufficientInstanceCapacity): launching 3 on-demand instead"]
+    assert said == [
+        "no spot capacity for c5.large (InsufficientInstanceCapacity): launching 3 on-demand instead"
+    ]
 
 
 def test_spot_if_available_tops_up_partial_spot_capacity_with_on_demand(stubbed) -> None:  # type: ignore[no-untyped-def]

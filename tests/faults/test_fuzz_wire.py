@@ -19,8 +19,21 @@ from skyward.worker.agent import TaskRunner
 from skyward.worker.slots import ThreadSlots
 
 # Errors the decoders may raise for garbage; anything else (or a crash) is a bug.
-DECODE_ERRORS = (wire.WireError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-                 ImportError, KeyError, IndexError, MemoryError, OverflowError, UnicodeDecodeError, RecursionError)
+DECODE_ERRORS = (
+    wire.WireError,
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    ImportError,
+    KeyError,
+    IndexError,
+    MemoryError,
+    OverflowError,
+    UnicodeDecodeError,
+    RecursionError,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -95,13 +108,17 @@ _ids = itertools.count()
     payload=st.binary(max_size=1024),
     blobs=st.lists(st.binary(min_size=DIGEST_SIZE, max_size=DIGEST_SIZE), max_size=3),
 )
-def test_the_agent_answers_garbage_over_the_wire_and_keeps_serving(live_node, task_id, payload, blobs) -> None:  # type: ignore[no-untyped-def]
+def test_the_agent_answers_garbage_over_the_wire_and_keeps_serving(
+    live_node, task_id, payload, blobs
+) -> None:  # type: ignore[no-untyped-def]
     _pool, link = live_node
     unique = f"fuzz-{next(_ids)}-{task_id}"  # a repeated id would (rightly) be answered from the result cache
     reply = shared_loop().run(link.run(unique, payload, tuple(blobs))).result(timeout=30)
     assert isinstance(reply, bytes) and reply[:1] in (b"\x00", b"\x01", b"\x02", b"\x03")
     if blobs:
-        assert replies.decode(reply) == replies.MissingBlobs(tuple(blobs))  # checked before the payload is looked at
+        assert replies.decode(reply) == replies.MissingBlobs(
+            tuple(blobs)
+        )  # checked before the payload is looked at
 
 
 def test_the_fuzzed_agent_still_runs_real_work(live_node) -> None:  # type: ignore[no-untyped-def]

@@ -34,7 +34,9 @@ def rss_mb(pid: int) -> float:
 
 
 def _round(pool: sky.ComputePool, rng: random.Random, size: int) -> dict[str, int]:
-    plan = [rng.choices(["value", "raise", "slow", "cancel"], weights=[70, 10, 10, 10])[0] for _ in range(size)]
+    plan = [
+        rng.choices(["value", "raise", "slow", "cancel"], weights=[70, 10, 10, 10])[0] for _ in range(size)
+    ]
     futures = []
     for index, kind in enumerate(plan):
         future = pool.submit(mixed, "value" if kind == "cancel" else kind, index)
@@ -72,7 +74,9 @@ def test_soak_mixed_work_leaves_a_healthy_pool_and_flat_memory() -> None:
             # a joblib call that fails part-way, then one that succeeds on all slots
             with pytest.raises(ValueError):
                 Parallel(n_jobs=-1)(delayed(mixed)("raise" if i == 150 else "value", i) for i in range(300))
-            assert Parallel(n_jobs=-1)(delayed(mixed)("value", i) for i in range(300)) == [2 * i for i in range(300)]
+            assert Parallel(n_jobs=-1)(delayed(mixed)("value", i) for i in range(300)) == [
+                2 * i for i in range(300)
+            ]
             rounds += 1
             if rounds == 2:  # warm: imports done, caches filled
                 baseline = [rss_mb(pid) for pid in pids]
@@ -82,8 +86,12 @@ def test_soak_mixed_work_leaves_a_healthy_pool_and_flat_memory() -> None:
         assert scheduler is not None and scheduler.queued == 0
         assert all(not node.running for node in scheduler.nodes), "tasks still counted as running"
         assert sorted(set(sky.compute(os.getpid).__call__() @ pool)) == sorted(pids[1:])
-    print(f"\nsoak: {rounds} rounds, {sum(totals.values())} tasks {totals}; RSS MB start {baseline} end {final}")
+    print(
+        f"\nsoak: {rounds} rounds, {sum(totals.values())} tasks {totals}; RSS MB start {baseline} end {final}"
+    )
     assert rounds >= 3 and totals["raise"] > 0 and totals["cancelled"] > 0 and totals["value"] > 1000
     assert baseline is not None
     for before, after in zip(baseline, final, strict=True):
-        assert after - before < max(40.0, 0.25 * before), f"memory grew from {before:.0f} MB to {after:.0f} MB"
+        assert after - before < max(40.0, 0.25 * before), (
+            f"memory grew from {before:.0f} MB to {after:.0f} MB"
+        )

@@ -18,7 +18,6 @@ import skyward as sky
 # (they have only the installed packages, not the client's source tree).
 
 
-
 def where(x: int) -> dict[str, object]:
     return {
         "square": x * x,

@@ -237,7 +237,9 @@ def test_a_worker_that_dies_at_start_is_reported_with_its_output(lab: Lab, ssh_p
     assert planted
     try:
         for path in planted:
-            path.write_text("import sys; sys.exit('the worker died at start: broken .pth planted by the test')\n")
+            path.write_text(
+                "import sys; sys.exit('the worker died at start: broken .pth planted by the test')\n"
+            )
         message, elapsed = launch_error(ssh_provider("delta"))
     finally:
         for path in planted:

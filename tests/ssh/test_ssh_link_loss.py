@@ -21,7 +21,9 @@ def step(index: int) -> tuple[int, int]:
 
 
 def _veth_in(netns: str) -> str:
-    listing = subprocess.run([IP, "-n", netns, "-o", "link", "show"], capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        [IP, "-n", netns, "-o", "link", "show"], capture_output=True, text=True, check=True
+    )
     names = [line.split(":")[1].strip().split("@")[0] for line in listing.stdout.splitlines()]
     return next(name for name in names if name.startswith("skn"))
 
@@ -36,7 +38,11 @@ def test_cutting_a_hosts_link_mid_run_moves_its_tasks_to_the_survivor(lab: Lab, 
     provider = ssh_provider("alpha", "beta")
     try:
         with sky.ComputePool(
-            provider=provider, nodes=2, worker=sky.Worker(concurrency=2), lease=4.0, plugins=[sky.plugins.joblib()]
+            provider=provider,
+            nodes=2,
+            worker=sky.Worker(concurrency=2),
+            lease=4.0,
+            plugins=[sky.plugins.joblib()],
         ) as pool:
             assert pool.total_slots == 4
             cut = threading.Timer(1.0, _set_link, (beta.netns, "down"))

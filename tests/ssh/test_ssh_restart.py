@@ -19,7 +19,6 @@ import skyward as sky
 # Functions of this module travel by value (skyward.code_shipping): the nodes cannot import the test module.
 
 
-
 @sky.compute
 def where(x: int) -> tuple[int, int, int, list[str]]:
     return x * x, os.getpid(), os.stat("/proc/self/ns/net").st_ino, ancestry()

@@ -77,7 +77,9 @@ class ThreadLimits:
             # `os.getenv` travels by reference: nothing of this package has to be installed on the nodes.
             seen = pool.broadcast(os.getenv, name)
             expected = self._expected.get(name, str(self.threads))
-            wrong = {node.name: value for node, value in zip(pool.nodes, seen, strict=True) if value != expected}
+            wrong = {
+                node.name: value for node, value in zip(pool.nodes, seen, strict=True) if value != expected
+            }
             if wrong:
                 raise RuntimeError(f"threadlimits: {name} is not {expected} on nodes: {wrong}")
         try:

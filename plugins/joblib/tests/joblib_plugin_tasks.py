@@ -111,4 +111,3 @@ def nested_by_name(n: int) -> tuple[int, str, list[tuple[int, int, int]]]:
     parallel = Parallel(n_jobs=2, backend="skyward")
     results = parallel(delayed(inner)(i) for i in range(n))
     return os.getpid(), type(parallel._backend).__name__, results
-

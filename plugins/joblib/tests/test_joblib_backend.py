@@ -39,7 +39,9 @@ def test_n_jobs_minus_one_runs_on_every_slot_of_every_node(
 
 def test_effective_n_jobs_follows_joblib_convention(joblib_pool: sky.ComputePool) -> None:
     backend, _ = joblib.parallel.get_active_backend()
-    assert isinstance(backend, SkywardBackend) and backend.pool.pool_id == joblib_pool.pool_id  # plugins hold a PoolHandle
+    assert (
+        isinstance(backend, SkywardBackend) and backend.pool.pool_id == joblib_pool.pool_id
+    )  # plugins hold a PoolHandle
     assert joblib.effective_n_jobs(-1) == SLOTS
     assert joblib.effective_n_jobs(-2) == SLOTS - 1
     # joblib would run a call it believes has one worker in this process: one slot is reported as two

@@ -70,7 +70,9 @@ def test_sklearn_backend_on_a_plain_pool() -> None:
             joblib.parallel.get_active_backend()[0], SkywardBackend
         )  # no plugin: not active
         with sklearn_backend(pool) as backend:
-            assert isinstance(backend, SkywardBackend) and backend.pool.pool_id == pool.pool_id  # plugins hold a PoolHandle
+            assert (
+                isinstance(backend, SkywardBackend) and backend.pool.pool_id == pool.pool_id
+            )  # plugins hold a PoolHandle
             results = Parallel(n_jobs=-1)(delayed(where)(i, 0.05) for i in range(12))
             assert {pid for _, pid in results} == {node.pid for node in pool.nodes}
         assert not isinstance(joblib.parallel.get_active_backend()[0], SkywardBackend)

@@ -30,7 +30,9 @@ def test_backend_instance_outside_every_pool() -> None:
 def test_backend_of_a_finished_pool() -> None:
     with sky.ComputePool(nodes=1, plugins=[sky.plugins.joblib()]) as pool:
         backend, _ = joblib.parallel.get_active_backend()
-        assert isinstance(backend, SkywardBackend) and backend.pool.pool_id == pool.pool_id  # plugins hold a PoolHandle
+        assert (
+            isinstance(backend, SkywardBackend) and backend.pool.pool_id == pool.pool_id
+        )  # plugins hold a PoolHandle
     # the block restored joblib's previous backend
     assert not isinstance(joblib.parallel.get_active_backend()[0], SkywardBackend)
     with pytest.raises(sky.NoActivePool, match=MESSAGE):

@@ -18,7 +18,9 @@ def test_an_error_stops_the_running_batches_of_the_call(tmp_path: Path) -> None:
         warm = tmp_path / "warm"
         warm.mkdir()
         # A barrier of four: each slot process holds one task (however long the slots took to spawn).
-        slot_pids = set(Parallel(n_jobs=-1, batch_size=1)(delayed(barrier)(i, str(warm), 4) for i in range(4)))
+        slot_pids = set(
+            Parallel(n_jobs=-1, batch_size=1)(delayed(barrier)(i, str(warm), 4) for i in range(4))
+        )
         assert len(slot_pids) == 4  # one process per slot
         assert not slot_pids & {node.pid for node in pool.nodes}
         with pytest.raises(ValueError, match="task 0 failed"):

@@ -82,7 +82,9 @@ def test_a_thread_config_without_a_backend_gets_the_pool_and_keeps_its_settings(
             return backend, n_jobs, pids_of(n_jobs=None)  # type: ignore[arg-type]
 
     backend, n_jobs, ran = in_thread(body)
-    assert isinstance(backend, SkywardBackend) and backend.pool.pool_id == joblib_pool.pool_id  # plugins hold a PoolHandle
+    assert (
+        isinstance(backend, SkywardBackend) and backend.pool.pool_id == joblib_pool.pool_id
+    )  # plugins hold a PoolHandle
     assert n_jobs == 3 and on_nodes(ran, worker_pids)
 
 

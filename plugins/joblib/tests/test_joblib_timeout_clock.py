@@ -19,7 +19,9 @@ def run_for(seconds: float) -> int:
 
 def test_queued_batches_do_not_time_out_while_they_wait() -> None:
     # One slot, nothing queued on the node: three of the four batches wait on the client, the last for ~1.8 s.
-    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1), prefetch=0, plugins=[sky.plugins.joblib()]) as pool:
+    with sky.ComputePool(
+        nodes=1, worker=sky.Worker(concurrency=1), prefetch=0, plugins=[sky.plugins.joblib()]
+    ) as pool:
         Parallel(n_jobs=-1)(delayed(run_for)(0) for _ in range(2))  # the node has imported joblib
         started = time.perf_counter()
         pids = list(
@@ -33,10 +35,16 @@ def test_queued_batches_do_not_time_out_while_they_wait() -> None:
 
 
 def test_a_batch_that_runs_too_long_on_its_node_still_times_out() -> None:
-    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=1), prefetch=0, plugins=[sky.plugins.joblib()]):
+    with sky.ComputePool(
+        nodes=1, worker=sky.Worker(concurrency=1), prefetch=0, plugins=[sky.plugins.joblib()]
+    ):
         started = time.perf_counter()
         with pytest.raises(multiprocessing.TimeoutError):
-            list(Parallel(n_jobs=-1, timeout=0.5, return_as="generator_unordered")(delayed(run_for)(3.0) for _ in range(2)))
+            list(
+                Parallel(n_jobs=-1, timeout=0.5, return_as="generator_unordered")(
+                    delayed(run_for)(3.0) for _ in range(2)
+                )
+            )
         assert time.perf_counter() - started < 2.5
 
 

@@ -55,7 +55,9 @@ def test_tasks_get_private_writable_copies(
     assert joblib_pool.stats.blobs_sent - sent <= len(worker_pids), "sent more than once per node"
 
 
-@pytest.mark.parametrize("settings", [{}, {"max_nbytes": "1M", "mmap_mode": "r"}], ids=["defaults", "explicit"])
+@pytest.mark.parametrize(
+    "settings", [{}, {"max_nbytes": "1M", "mmap_mode": "r"}], ids=["defaults", "explicit"]
+)
 def test_arrays_above_max_nbytes_are_shared_read_only(
     joblib_pool: sky.ComputePool, worker_pids: set[int], settings: dict[str, Any]
 ) -> None:
