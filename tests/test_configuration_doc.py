@@ -278,7 +278,9 @@ def test_limits_match_the_code() -> None:
 
 def test_comparison_includes_the_whole_benchmark_table() -> None:
     comparison = (ROOT / "docs" / "comparison.md").read_text()
-    assert '--8<-- "docs/benchmarks.md:suite-table"' in comparison, "the comparison no longer includes the table"
+    assert '--8<-- "docs/benchmarks.md:suite-table"' in comparison, (
+        "the comparison no longer includes the table"
+    )
     text = (ROOT / "docs" / "benchmarks.md").read_text()
     start, end = "<!-- --8<-- [start:suite-table] -->", "<!-- --8<-- [end:suite-table] -->"
     assert start in text and end in text, "docs/benchmarks.md lost the suite table's section markers"
