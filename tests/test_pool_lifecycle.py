@@ -179,7 +179,7 @@ def test_image_rejects_a_bare_string() -> None:
 
 def test_a_pool_cannot_be_entered_twice_at_once() -> None:
     pool = sky.ComputePool(nodes=1)
-    with pool, pytest.raises(sky.SkywardError, match="already active"):
+    with pool, pytest.raises(sky.SkywardError, match="already started"):
         pool.__enter__()
     # and can be used again afterwards
     with pool:

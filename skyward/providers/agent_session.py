@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections import deque
 from dataclasses import dataclass
 
 from skyward.providers.base import OUTPUT_TAIL_LINES, WorkerExit
 from skyward.worker import READY_PREFIX
+from skyward.worker.task_output import STDERR_MARK
 
 #: Lines kept per node: enough for a start failure's message (`WorkerExit` keeps the last `OUTPUT_TAIL_LINES`).
 TAIL_LINES = 40
@@ -43,11 +45,14 @@ class AgentOutput:
         if expect_ready and line.startswith(READY_PREFIX):
             fields = json.loads(line[len(READY_PREFIX) :])
             return Announcement(port=int(fields["port"]), pid=int(fields["pid"]))
+        stream = sys.stdout
+        if line.startswith(STDERR_MARK):  # the task wrote it to its stderr (`skyward.worker.task_output`)
+            line, stream = line[len(STDERR_MARK) :], sys.stderr
         self.tail.append(line)
         if self.forward:
             # A closed or broken console must not look like a dead node.
             with contextlib.suppress(OSError, ValueError):
-                print(f"[{self.node}] {line}", flush=True)
+                print(f"[{self.node}] {line}", file=stream, flush=True)
         return None
 
     def log(self) -> str:

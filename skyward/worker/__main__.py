@@ -21,7 +21,7 @@ import time
 from skyward import transport
 from skyward.agent_config import AgentConfig, AgentConfigError
 from skyward.blobs import BlobStore
-from skyward.worker import READY_PREFIX
+from skyward.worker import READY_PREFIX, task_output
 from skyward.worker.agent import REPLY_CACHE_BYTES, TaskRunner
 from skyward.worker.native_threads import limit_native_threads
 from skyward.worker.slots import make_slots
@@ -58,6 +58,7 @@ async def _main(config: AgentConfig) -> None:
 
     def ready() -> None:
         print(READY_PREFIX + json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+        task_output.install()  # from now on: whole lines, stderr's marked (the ready line went out as it is)
 
     server = asyncio.create_task(transport.serve(node, port, runner, ready, config.tls))
     lease_task = asyncio.create_task(_watch_lease(runner, lease, stop))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from skyward import reply
 from skyward.blobs import BlobMissing
 from skyward.payload import decode_task
+from skyward.worker import task_output
 
 # Unpickling a task imports the modules it refers to. Two thread slots importing a package with circular
 # imports at once (scikit-learn's) can see it half initialized: "cannot import name ... from partially
@@ -35,4 +36,6 @@ def execute(payload: bytes, task_id: str, resolve: Callable[[bytes], object]) ->
         if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
             exc = exc.with_traceback(exc.__traceback__.tb_next)
         return reply.error(exc)
+    finally:
+        task_output.end_of_task()
     return reply.ok(value, task_id)

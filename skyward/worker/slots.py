@@ -14,7 +14,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
-import sys
 import threading
 from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,13 +24,13 @@ from typing import Protocol
 from skyward import reply
 from skyward.blobs import BlobMissing, BlobStore, rebuild
 from skyward.spec import ExecutorKind
+from skyward.worker import task_output
 from skyward.worker.execute import execute
 
 # Blobs a process slot keeps rebuilt between tasks; the feeding thread mirrors the same LRU to know what to send.
 _PROCESS_BLOB_CACHE = 4
 # Lines of a slot process's output kept for its crash report.
 _TAIL_LINES = 20
-_FORWARD_LOCK = threading.Lock()  # whole lines of the slots' output, never interleaved
 
 
 class Slots(Protocol):
@@ -88,6 +87,7 @@ def _slot_process(conn: Connection, output: Connection) -> None:
     os.dup2(output.fileno(), 1)
     os.dup2(output.fileno(), 2)
     output.close()
+    task_output.install(1)  # whole lines, stderr's marked: the agent forwards them as they are
     blobs: OrderedDict[bytes, object] = OrderedDict()
 
     def resolve(digest: bytes) -> object:
@@ -228,13 +228,8 @@ def _read_output(pipe: Connection, tail: deque[str]) -> None:
 def _forward(lines: list[bytes], tail: deque[str]) -> None:
     if not lines:
         return
-    tail.extend(line.decode(errors="replace") for line in lines)
-    with _FORWARD_LOCK:
-        try:
-            sys.stdout.buffer.write(b"".join(line + b"\n" for line in lines))
-            sys.stdout.buffer.flush()
-        except (OSError, ValueError):  # no console left: the tail still tells
-            pass
+    tail.extend(line.decode(errors="replace").removeprefix(task_output.STDERR_MARK) for line in lines)
+    task_output.forward(b"".join(line + b"\n" for line in lines))
 
 
 class ProcessSlots:
