@@ -1,6 +1,7 @@
 """The ``skyward`` command line (also ``python -m skyward``): tools for operators, not for running work.
 
     skyward plugins                  installed plugins: name, distribution, version, hooks
+    skyward aws sweep [--yes]        list (then delete) what interrupted AWS pools left
 
 Built on the standard library's argparse: one subcommand per module of this package, each with a ``register``
 that adds its parser and a ``run`` that returns the exit status.
@@ -12,9 +13,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from skyward.cli import plugins_command
+from skyward.cli import aws_command, plugins_command
 
-COMMANDS = (plugins_command,)
+COMMANDS = (plugins_command, aws_command)
 
 
 def parser() -> argparse.ArgumentParser:

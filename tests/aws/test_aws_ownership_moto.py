@@ -170,3 +170,44 @@ def test_a_wide_ssh_cidr_needs_an_explicit_opt_in_and_warns(cidr: str) -> None:
 def test_one_address_needs_no_opt_in(cidr: str, recwarn: pytest.WarningsRecorder) -> None:
     sky.AWS(ssh_cidr=cidr)
     assert not [w for w in recwarn if "tcp/22" in str(w.message)]
+
+
+def test_the_sweep_command_lists_first_and_deletes_only_with_yes(
+    ec2: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from skyward.cli import main
+
+    orphan = fresh_pool_id()
+    long_ago = time.time() - 7200
+    group_id = ec2.create_security_group(
+        GroupName=f"skyward-{orphan}",
+        Description=group_description(orphan, "198.51.100.7/32"),
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": tags(orphan, long_ago)}],
+    )["GroupId"]
+    ec2.create_key_pair(
+        KeyName=f"skyward-{orphan}",
+        TagSpecifications=[{"ResourceType": "key-pair", "Tags": tags(orphan, long_ago)}],
+    )
+    foreign = ec2.create_security_group(
+        GroupName=f"victims-db-{orphan}",
+        Description=group_description(orphan, "198.51.100.7/32"),
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": tags(orphan, long_ago)}],
+    )["GroupId"]
+    region = ec2.meta.region_name
+
+    sweep = ["aws", "sweep", "--region", region, "--older-than", "0"]  # moto dates key pairs now
+    assert main(sweep) == 0  # a dry run
+    listed = capsys.readouterr().out
+    assert (
+        f"{orphan}  security group  {group_id}" in listed
+        and f"{orphan}  key pair        skyward-{orphan}" in listed
+    )
+    assert foreign not in listed and "--yes" in listed
+    assert group_exists(ec2, group_id) and key_exists(ec2, f"skyward-{orphan}")
+
+    assert main([*sweep, "--yes"]) == 0
+    assert "deleted 2 of 2" in capsys.readouterr().out
+    assert not group_exists(ec2, group_id) and not key_exists(ec2, f"skyward-{orphan}")
+    assert group_exists(ec2, foreign)
+    assert main(sweep) == 0
+    assert f"nothing to sweep in {region}" in capsys.readouterr().out

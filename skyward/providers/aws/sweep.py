@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from skyward.providers.aws.tags import CREATED_TAG, LIVE_STATES, POOL_TAG
 
@@ -29,9 +30,23 @@ def _skyward_pool_of(name: str, tags: dict[str, str]) -> str | None:
     return match.group(1)
 
 
+@dataclass(frozen=True)
+class Orphan:
+    """A security group or key pair of a pool that has no live instance."""
+
+    pool_id: str
+    kind: Literal["group", "key"]
+    ident: str  # the group's id or the key pair's name
+
+
 def sweep_orphans(ec2: Any, older_than: float, say: Callable[[str], None]) -> list[str]:
     """Delete skyward security groups and key pairs older than `older_than` seconds whose pool has no live
-    instance; returns what was deleted. What cannot be deleted now is left for a later sweep.
+    instance (`find_orphans`); returns what was deleted. What cannot be deleted now is left for a later sweep."""
+    return delete_orphans(ec2, find_orphans(ec2, older_than), say)
+
+
+def find_orphans(ec2: Any, older_than: float) -> list[Orphan]:
+    """Skyward security groups and key pairs older than `older_than` seconds whose pool has no live instance.
 
     A group is skyward's when its name is ``skyward-<pool id>``, its pool tag says the same pool and its
     description is the one skyward writes; a key pair when its name and tag agree likewise. Tags alone decide
@@ -42,7 +57,7 @@ def sweep_orphans(ec2: Any, older_than: float, say: Callable[[str], None]) -> li
         "SecurityGroups"
     ]
     keys = ec2.describe_key_pairs(Filters=[{"Name": "tag-key", "Values": [POOL_TAG]}])["KeyPairs"]
-    candidates: dict[str, list[tuple[str, str]]] = {}
+    candidates: dict[str, list[tuple[Literal["group", "key"], str]]] = {}
     for group in groups:
         tags = {t["Key"]: t["Value"] for t in group.get("Tags", [])}
         pool_id = _skyward_pool_of(group.get("GroupName", ""), tags)
@@ -79,19 +94,26 @@ def sweep_orphans(ec2: Any, older_than: float, say: Callable[[str], None]) -> li
                 match = _RESOURCE_NAME.fullmatch(item.get("KeyName") or "")
                 if match:
                     alive.add(match.group(1))
+    return [
+        Orphan(pool_id, kind, ident)
+        for pool_id, items in sorted(candidates.items())
+        if pool_id not in alive
+        for kind, ident in items
+    ]
+
+
+def delete_orphans(ec2: Any, orphans: list[Orphan], say: Callable[[str], None]) -> list[str]:
+    """Delete `orphans`; returns what was deleted (what is still in use, or gone meanwhile, is skipped)."""
     deleted = []
-    for pool_id, items in sorted(candidates.items()):
-        if pool_id in alive:
+    for orphan in orphans:
+        try:
+            if orphan.kind == "group":
+                ec2.delete_security_group(GroupId=orphan.ident)
+            else:
+                ec2.delete_key_pair(KeyName=orphan.ident)
+        except Exception:  # noqa: BLE001, S112  (still in use, or gone meanwhile: a later sweep decides)
             continue
-        for kind, ident in items:
-            try:
-                if kind == "group":
-                    ec2.delete_security_group(GroupId=ident)
-                else:
-                    ec2.delete_key_pair(KeyName=ident)
-            except Exception:  # noqa: BLE001, S112  (still in use, or gone meanwhile: a later sweep decides)
-                continue
-            deleted.append(ident)
+        deleted.append(orphan.ident)
     if deleted:
         say(f"removed what earlier pools left behind: {', '.join(deleted)}")
     return deleted
