@@ -2,6 +2,8 @@
 
     skyward plugins                  installed plugins: name, distribution, version, hooks
     skyward aws sweep [--yes]        list (then delete) what interrupted AWS pools left
+    skyward doctor HOST...           check SSH hosts: key, Python, uv, disk, what a pool would install
+    skyward prewarm HOST...          build the node environment on SSH hosts ahead of a pool
 
 Built on the standard library's argparse: one subcommand per module of this package, each with a ``register``
 that adds its parser and a ``run`` that returns the exit status.
@@ -13,9 +15,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from skyward.cli import aws_command, plugins_command
+from skyward.cli import aws_command, plugins_command, ssh_commands
 
-COMMANDS = (plugins_command, aws_command)
+COMMANDS = (plugins_command, ssh_commands, aws_command)
 
 
 def parser() -> argparse.ArgumentParser:

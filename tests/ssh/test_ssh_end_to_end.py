@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import time
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from proc_utils import ancestry
-from sshd_lab import Lab, listening_addresses, wait_gone
+from sshd_lab import Lab, listening_addresses, node_python, wait_gone
 
 import skyward as sky
 
@@ -217,3 +219,43 @@ def test_process_slots_of_a_node_stop_with_it(lab: Lab, ssh_provider) -> None:
         assert agent not in slots and {r["ppid"] for r in results} == {agent}
         assert all("sshd" in r["ancestry"] for r in results)
     assert not wait_gone(slots | {agent})
+
+
+def test_doctor_then_prewarm_then_doctor_sees_the_environment_built(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from skyward.cli import main
+
+    host = lab.hosts["alpha"]
+    common = [
+        "--key-file",
+        str(lab.client_key),
+        "--known-hosts",
+        str(lab.known_hosts),
+        "--python",
+        node_python(),
+    ]
+    pip = ["--pip", "packaging"]  # an image of its own: no other test has built this environment
+    assert main(["doctor", host.spec, *common, *pip]) == 0
+    before = capsys.readouterr().out
+    assert f"{host.spec}: ok" in before and "host key verified" in before
+    assert re.search(r"python +/\S+ 3\.\d+", before) and re.search(r"disk +[\d.]+ GiB free", before)
+    assert re.search(r"image .* -> environment \S+: (not built yet|built)", before)
+
+    assert main(["prewarm", host.spec, *common, *pip]) == 0
+    assert "environment ready on 1 host(s)" in capsys.readouterr().out
+    assert main(["doctor", host.spec, *common, *pip]) == 0
+    assert "built (a pool starts without installing)" in capsys.readouterr().out
+
+
+def test_doctor_reports_a_host_it_cannot_verify(
+    lab: Lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from skyward.cli import main
+
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    host = lab.hosts["alpha"]
+    assert main(["doctor", host.spec, "--key-file", str(lab.client_key), "--known-hosts", str(empty)]) == 1
+    out = capsys.readouterr().out
+    assert f"{host.spec}: PROBLEM" in out and "cannot connect" in out
