@@ -38,7 +38,13 @@ def test_lines_stay_whole_and_streams_stay_apart(executor: str, capfd: pytest.Ca
     out, err = capfd.readouterr()
     assert os.getpid() not in pids
     task_lines = [line for line in out.splitlines() if " round " in line]
-    assert len(task_lines) == 12 * 20, out[-2000:]
+    seen = {(m["task"], m["round"]) for m in map(LINE.match, task_lines) if m}
+    missing = sorted({(str(t), str(r)) for t in range(12) for r in range(20)} - seen)
+    assert len(task_lines) == 12 * 20, (
+        len(task_lines),
+        missing,
+        [x for x in task_lines if not LINE.match(x)],
+    )
     for line in task_lines:
         match = LINE.match(line)
         assert match, f"a line was cut into or merged: {line!r}"

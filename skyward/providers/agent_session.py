@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 from collections import deque
 from dataclasses import dataclass
 
 from skyward.providers.base import OUTPUT_TAIL_LINES, WorkerExit
 from skyward.worker import READY_PREFIX
 from skyward.worker.task_output import STDERR_MARK
+
+_PRINTING = threading.Lock()
 
 #: Lines kept per node: enough for a start failure's message (`WorkerExit` keeps the last `OUTPUT_TAIL_LINES`).
 TAIL_LINES = 40
@@ -51,8 +54,11 @@ class AgentOutput:
         self.tail.append(line)
         if self.forward:
             # A closed or broken console must not look like a dead node.
-            with contextlib.suppress(OSError, ValueError):
-                print(f"[{self.node}] {line}", file=stream, flush=True)
+            # One write per line, under one lock for every node: print()'s separate write of the newline let
+            # two nodes' lines run together here.
+            with _PRINTING, contextlib.suppress(OSError, ValueError):
+                stream.write(f"[{self.node}] {line}\n")
+                stream.flush()
         return None
 
     def log(self) -> str:

@@ -257,6 +257,9 @@ class LocalDeployment:
         except (ProcessLookupError, PermissionError):
             pass
         popen.wait()
+        # What its tasks printed is printed before the pool's block ends, not after (or never): the pump may
+        # still be reading the pipe.
+        process.eof.wait(2)
 
 
 def _close_stdin(popen: subprocess.Popen[bytes]) -> None:
