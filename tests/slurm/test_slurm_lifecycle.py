@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 
 import pytest
 from slurm_lab import SlurmLab
@@ -63,9 +64,10 @@ CLIENT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("when", ["pending", "running"])
-def test_ctrl_c_cancels_the_job(lab: SlurmLab, when: str) -> None:
-    args = ["--begin=now+1day"] if when == "pending" else []
+def _client_until(
+    lab: SlurmLab, seen_enough: Callable[[str], bool], *args: str
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start `CLIENT` with `args` against the lab; read its output until a line satisfies `seen_enough`."""
     client = subprocess.Popen(
         [sys.executable, "-c", CLIENT, *args],
         stdout=subprocess.PIPE,
@@ -75,11 +77,18 @@ def test_ctrl_c_cancels_the_job(lab: SlurmLab, when: str) -> None:
     )
     assert client.stdout is not None
     seen = []
-    wanted = "PENDING (BeginTime)" if when == "pending" else "RUNNING"
     for line in client.stdout:
         seen.append(line)
-        if wanted in line:
+        if seen_enough(line):
             break
+    return client, seen
+
+
+@pytest.mark.parametrize("when", ["pending", "running"])
+def test_ctrl_c_cancels_the_job(lab: SlurmLab, when: str) -> None:
+    args = ["--begin=now+1day"] if when == "pending" else []
+    wanted = "PENDING (BeginTime)" if when == "pending" else "RUNNING"
+    client, seen = _client_until(lab, lambda line: wanted in line, *args)
     assert lab.jobs(), "".join(seen)
     client.send_signal(signal.SIGINT)
     rest, _ = client.communicate(timeout=60)
@@ -89,19 +98,7 @@ def test_ctrl_c_cancels_the_job(lab: SlurmLab, when: str) -> None:
 
 def test_a_client_killed_outright_gives_the_allocation_back(lab: SlurmLab) -> None:
     """SIGKILL: no teardown runs, yet salloc's command (cat on the client's pipe) ends and the job with it."""
-    client = subprocess.Popen(
-        [sys.executable, "-c", CLIENT],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **lab.env},
-    )
-    assert client.stdout is not None
-    seen = []
-    for line in client.stdout:
-        seen.append(line)
-        if "RUNNING" in line and "slurm job" not in line:
-            break
+    client, seen = _client_until(lab, lambda line: "RUNNING" in line and "slurm job" not in line)
     assert lab.jobs(), "".join(seen)
     client.kill()
     client.wait()
