@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -35,11 +36,25 @@ def build_environment(
         event = BootstrapEvent("environment", shell.where, phase, message, time.monotonic() - started)
         report(str(event).removeprefix("skyward "))
 
-    building = shell.io.run(_build(shell, python, image, settings, emit))
+    began, settled = threading.Event(), threading.Event()
+
+    async def build() -> str:
+        began.set()
+        try:
+            return await _build(shell, python, image, settings, emit)
+        finally:
+            settled.set()
+
+    building = shell.io.run(build())
     try:
         return building.result(settings.install_timeout + settings.probe_timeout + 60)
     except BaseException:
+        # Ctrl-C here: the build's remote script is interrupted (its installer killed, its lock released: see
+        # `skyward.bootstrap.node_commands`) before the caller closes the connection; the environment stays
+        # without its ready marker, so the next build removes it and starts again.
         building.cancel()
+        if began.is_set():
+            settled.wait(15)
         raise
 
 
