@@ -1,7 +1,7 @@
 """CPU a compute node spends per task, on the Slurm lab (2 nodes x 2 slots, 4000 tiny tasks per pool).
 
 Per node, the processes of the agent's step: the agent, whatever runs between it and slurmstepd (the node relay
-of skyward <= 0.x's first Slurm provider; nothing now) and the step's slurmstepd (it carries the agent's output).
+before commit ebd38db; nothing since) and the step's slurmstepd (it carries the agent's output).
 CPU from /proc/<pid>/stat (utime + stime), before and after the 4000 tasks. Run as root from the repository
 root: `uv run python tests/slurm/bench_node_cpu.py`.
 """
