@@ -3,18 +3,16 @@ installer left running, no lock held, no environment a later pool would trust; t
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from build_watch import interrupt_build, lock_is_free
 from slurm_lab import SlurmLab
 from sshd_lab import Host, Lab
 
@@ -35,49 +33,6 @@ CLIENT = textwrap.dedent(
 
 def interpreter() -> str:
     return sys.executable
-
-
-def running_in(folder: Path) -> list[str]:
-    """Command lines of the processes that name `folder` (an installer writing into it, its Python)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            line = " ".join(part.decode(errors="replace") for part in argv)
-            if str(folder) in line:
-                found.append(f"{entry}: {line}")
-    return found
-
-
-def login_processes(home: str) -> list[str]:
-    """The processes the login's sessions started (their HOME is its home), sshd's own excepted."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-                comm = Path(f"/proc/{entry}/comm").read_text().strip()
-                argv = (
-                    Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                )
-            except OSError:
-                continue
-            if f"HOME={home}".encode() in environ and not comm.startswith("sshd"):
-                found.append(f"{entry}: {argv[:200]}")
-    return found
-
-
-def lock_is_free(path: Path) -> bool:
-    with open(path, "a+") as handle:
-        try:
-            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        fcntl.lockf(handle, fcntl.LOCK_UN)
-        return True
 
 
 @pytest.fixture
@@ -102,28 +57,9 @@ def test_ctrl_c_during_the_environment_build_leaves_nothing_half_done(
         text=True,
         env=env,
     )
-    assert client.stdout is not None
-    seen = []
-    for line in client.stdout:  # until the node script creates the environment, under its lock
-        seen.append(line)
-        if "install: creating" in line:
-            break
-    assert "install: creating" in seen[-1], "".join(seen)
-    [lock] = envs.glob("*.lock")
-    folder = envs / lock.name.removesuffix(".lock")
-    deadline = time.monotonic() + 30
-    while not running_in(folder) and time.monotonic() < deadline:  # the installer has started writing
-        time.sleep(0.05)
-    assert running_in(folder), "".join(seen)
-    client.send_signal(signal.SIGINT)
-    rest, _ = client.communicate(timeout=60)
-    assert "KeyboardInterrupt" in rest and "POOL READY" not in rest, "".join(seen) + rest
+    folder, _ = interrupt_build(client, envs, str(login.home))
     assert lab.jobs_after_close() == []  # the build comes before the job: none was submitted
-    deadline = time.monotonic() + 15
-    while login_processes(str(login.home)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert login_processes(str(login.home)) == []  # the node script and its installer ended: nothing writes
-    assert lock_is_free(lock)
+    assert lock_is_free(folder.with_name(folder.name + ".lock"))
     assert not (folder / ".skyward-ready").exists()  # what is there is not trusted
 
     events: list[str] = []

@@ -1,5 +1,6 @@
 """``Slurm(python=None)`` without ``login=``: when this interpreter lacks what the image asks for, the image's
-environment is built here, once, under the home the compute nodes share, and every node runs it."""
+environment is built here, once, under the home the compute nodes share, and every node runs it. Ctrl-C during
+that build leaves nothing running, no lock held and nothing a later pool trusts."""
 
 from __future__ import annotations
 
@@ -7,16 +8,31 @@ import base64
 import hashlib
 import os
 import socket
+import subprocess
 import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
+from build_watch import interrupt_build, lock_is_free
 from slurm_lab import SlurmLab
 
 import skyward as sky
 
 PACKAGE = "skyward_lab_extra"
+
+CLIENT = textwrap.dedent(
+    """
+    import sys
+    import skyward as sky
+
+    image = sky.Image(pip=[f"skyward-lab-extra @ {sys.argv[1]}"])
+    slurm = sky.Slurm(offline=True, time="10:00")
+    with sky.ComputePool(provider=slurm, nodes=2, image=image) as pool:
+        print("POOL READY", flush=True)
+    """
+)
 
 
 def make_wheel(folder: Path) -> Path:
@@ -58,6 +74,19 @@ def test_without_login_the_environment_is_built_here_on_the_shared_home(
         "SKYWARD_CACHE_DIR", os.environ.get("SKYWARD_CACHE_DIR", str(Path.home() / ".cache/skyward"))
     )
     monkeypatch.setenv("HOME", str(home))
+    # Ctrl-C while it builds, in a client of its own.
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, wheel.as_uri()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ),
+    )
+    folder, _ = interrupt_build(client, home / ".skyward" / "envs", str(home))
+    assert lab.jobs_after_close() == []
+    assert lock_is_free(folder.with_name(folder.name + ".lock"))
+    assert not (folder / ".skyward-ready").exists()
+
     image = sky.Image(pip=[f"skyward-lab-extra @ {wheel.as_uri()}"])
     for build in ("installed", "cached"):
         events: list[str] = []
@@ -66,7 +95,7 @@ def test_without_login_the_environment_is_built_here_on_the_shared_home(
             seen = set(pool.broadcast(where))
         assert {host for host, _, _ in seen} == set(lab.nodes)
         [python] = {python for _, python, _ in seen}
-        assert python.startswith(f"{home}/.skyward/envs/"), python
+        assert python == str(folder / "bin" / "python"), python
         assert {found for _, _, found in seen} == {"the shared home"}
         phases = [
             line.split("]")[1].split(":")[0].strip() for line in events if line.startswith("[environment")
