@@ -36,6 +36,9 @@ class AgentConfig:
         nodes_on_machine: nodes sharing this machine's CPUs; sizes native thread pools.
         reply_cache_bytes: the reply cache's size (``None``: the agent's default).
         blob_cache_bytes: the blob store's size (``None``: the agent's default).
+        bind: the address the agent listens on. ``127.0.0.1`` (the default) on every provider that reaches it
+            through a local process or an SSH forward; a Slurm node's own address (``NodeAddr``) where the
+            client, or the login node, dials it over the cluster network. Mutual TLS guards either.
     """
 
     node: str
@@ -46,6 +49,7 @@ class AgentConfig:
     nodes_on_machine: int = 1
     reply_cache_bytes: int | None = None
     blob_cache_bytes: int | None = None
+    bind: str = "127.0.0.1"
 
     @classmethod
     def for_node(cls, secret: bytes, node: str, **fields: Any) -> AgentConfig:
@@ -91,6 +95,7 @@ class AgentConfig:
                 nodes_on_machine=int(data.get("nodes_on_machine", 1)),
                 reply_cache_bytes=_optional_int(data.get("reply_cache_bytes")),
                 blob_cache_bytes=_optional_int(data.get("blob_cache_bytes")),
+                bind=_address(data.get("bind", "127.0.0.1")),
             )
         except (TypeError, ValueError) as exc:
             raise AgentConfigError(f"the agent configuration has an unusable field: {exc}") from exc
@@ -100,6 +105,12 @@ def _executor(value: object) -> ExecutorKind:
     if value == "thread" or value == "process":
         return value
     raise ValueError(f"executor must be 'thread' or 'process', got {value!r}")
+
+
+def _address(value: object) -> str:
+    if isinstance(value, str) and value and value.isprintable() and not value.isspace():
+        return value
+    raise ValueError(f"bind must be a host name or address, got {value!r}")
 
 
 def _optional_int(value: object) -> int | None:

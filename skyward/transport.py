@@ -2,9 +2,9 @@
 
 (No `from __future__ import annotations` here: casty reads the message schema from live annotations.)
 
-Each node runs a one-member casty cluster bound to 127.0.0.1 and hosting one pinned actor, `task_executor`.
-The client talks to it with a casty `Client` through whatever reaches that port (directly for local nodes, an
-SSH local forward for remote ones). casty's API changes between releases; nothing outside this module should
+Each node runs a one-member casty cluster hosting one pinned actor, `task_executor`, bound to 127.0.0.1 (or,
+on a Slurm node, to the node's own address). The client talks to it with a casty `Client` through whatever
+reaches that port (directly for local and Slurm nodes, an SSH local forward for remote ones). casty's API changes between releases; nothing outside this module should
 need to change when it does.
 
 Every connection is mutual TLS with the pool's certificates (`skyward.credentials`): a node accepts only its
@@ -149,9 +149,17 @@ async def task_executor(ctx: Context[int, RunTask | PutBlob | CancelTasks | Hear
                 msg.reply_to.tell(handler.heartbeat())
 
 
-def free_port() -> int:
+def bind_address(host: str) -> str:
+    """`host` (a name or an IPv4 address) as the numeric IPv4 address the node listens on."""
+    try:
+        return str(socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+    except (OSError, IndexError) as exc:
+        raise OSError(f"cannot listen on {host!r}: it names no IPv4 address here ({exc})") from exc
+
+
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -206,18 +214,23 @@ class TransportObserver:
 
 
 async def serve(
-    node_name: str, port: int, handler: NodeHandler, ready: Callable[[], None], tls: TLSMaterial
+    node_name: str,
+    port: int,
+    handler: NodeHandler,
+    ready: Callable[[], None],
+    tls: TLSMaterial,
+    bind: str = "127.0.0.1",
 ) -> None:
-    """Run the node's actor system on 127.0.0.1:`port` until cancelled; call `ready` once it listens.
+    """Run the node's actor system on `bind`:`port` until cancelled; call `ready` once it listens.
 
-    Only a peer holding the client certificate `tls.ca` signed gets past the handshake.
+    Only a peer holding the client certificate `tls.ca` signed gets past the handshake, whoever can reach `bind`.
     """
     global _served
     advertise = advertised_address(node_name, port)
     _served = _Served(handler, f"@{advertise}/{_ACTOR_KEY}")
     files = KeyFiles(tls)
     cluster = Cluster(
-        bind=f"127.0.0.1:{port}",
+        bind=f"{bind}:{port}",
         advertise=advertise,
         name=CLUSTER_NAME,
         tls=_tls(files),

@@ -17,7 +17,7 @@ SECRET = bytes(range(32))
 def test_round_trip_keeps_every_field() -> None:
     config = AgentConfig.for_node(
         SECRET, "node-7", concurrency=3, executor="process", lease=12.5, nodes_on_machine=4,
-        reply_cache_bytes=1 << 20, blob_cache_bytes=2 << 20,
+        reply_cache_bytes=1 << 20, blob_cache_bytes=2 << 20, bind="10.0.0.7",
     )  # fmt: skip
     line = config.encode()
     assert line.endswith("\n") and line.count("\n") == 1  # one line on stdin
@@ -29,6 +29,7 @@ def test_round_trip_keeps_every_field() -> None:
 def test_defaults_round_trip() -> None:
     config = AgentConfig.for_node(SECRET, "n")
     assert AgentConfig.decode(config.encode()) == config
+    assert config.bind == "127.0.0.1"  # Local, SSH and AWS agents stay on loopback
 
 
 @pytest.mark.parametrize("field", ["tls_cert", "tls_key", "tls_ca", "node"])
@@ -52,7 +53,12 @@ def test_another_version_is_refused(version: object) -> None:
 
 @pytest.mark.parametrize(
     ("change", "match"),
-    [({"executor": "fork"}, "executor must be"), ({"concurrency": "many"}, "unusable field")],
+    [
+        ({"executor": "fork"}, "executor must be"),
+        ({"concurrency": "many"}, "unusable field"),
+        ({"bind": ""}, "bind must be"),
+        ({"bind": 7}, "bind must be"),
+    ],
 )
 def test_an_unusable_field_is_refused(change: dict[str, object], match: str) -> None:
     data = {**json.loads(AgentConfig.for_node(SECRET, "n").encode()), **change}

@@ -7,6 +7,7 @@ by one call. `probe` is the first call a node gets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shlex
 from collections import deque
@@ -53,6 +54,8 @@ async def run_node_script(
     # -I: the login's home is the working directory; a stray json.py there must not shadow the stdlib.
     command = f"exec {remote_path(python)} -I -"
     lines: deque[str] = deque(maxlen=2000)
+    process: asyncssh.SSHClientProcess[str] | None = None
+    pid: int | None = None  # the script's, on the node: what giving up interrupts
     try:
         async with asyncio.timeout(timeout):
             process = await conn.create_process(
@@ -64,17 +67,41 @@ async def run_node_script(
                 if not raw:  # asyncssh may end with an empty read; a blank line is "\n"
                     break
                 line = raw.rstrip("\n")
+                if line.startswith("SKYWARD-PID "):
+                    pid = int(line.split()[1])
+                    continue
                 lines.append(line)
                 if on_line is not None:
                     on_line(line)
             await process.wait_closed()
-    except TimeoutError:
+    except BaseException as exc:  # timed out, cancelled (Ctrl-C on the client), the connection lost
+        await _interrupt(conn, process, pid)
+        if not isinstance(exc, TimeoutError):
+            raise
         raise BootstrapFailed(
             f"{host}: the bootstrap step {params['command']!r} did not finish within {timeout:.0f}s; last output:\n"
             + "\n".join(list(lines)[-TAIL_LINES:])
         ) from None
+    assert process is not None
     status = process.exit_status if process.exit_status is not None else -1
     return status, list(lines)
+
+
+async def _interrupt(
+    conn: asyncssh.SSHClientConnection, process: asyncssh.SSHClientProcess[str] | None, pid: int | None
+) -> None:
+    """Stop the node script when its caller gives up on it (Ctrl-C, a timeout): SIGINT makes it kill its running
+    installer and release its lock, so nothing keeps writing into an environment a later bootstrap rebuilds.
+
+    Sent with ``kill`` over the same connection: sshd does not pass on the SSH protocol's signal requests
+    (OpenSSH 9.2 ignores them), and closing the channel leaves a command without a terminal running."""
+    if process is None or process.exit_status is not None:
+        return
+    if pid is not None:
+        with contextlib.suppress(Exception):  # a connection already gone has nothing left to stop
+            await asyncio.wait_for(conn.run(f"kill -INT {pid}", check=False), timeout=10)
+    with contextlib.suppress(Exception):
+        process.close()
 
 
 def answer_in(lines: list[str], prefix: str) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ usual ~300 lines: it travels as one text and cannot import its own parts on a no
 
 - ``SKYWARD-FACTS {json}``: the answer of ``probe``;
 - ``SKYWARD-CHECK {json}``: the answer of ``check``;
+- ``SKYWARD-PID <pid>``: first line of ``install``: what the client interrupts (SIGINT) if it gives up;
 - ``SKYWARD-STEP <phase> <text>``: progress of ``install`` (phases: ``wait``, ``install``);
 - ``SKYWARD-RESULT {json}``: ``install`` finished (``{"outcome": "installed" | "cached"}``);
 - ``SKYWARD-FAILED`` then the tail of the install log, with exit status 1.
@@ -426,6 +427,9 @@ def _create_env(params, env_dir, log):
 
 
 def install(params):
+    # SIGINT from the client (which gives up: Ctrl-C there) raises KeyboardInterrupt here: subprocess kills the
+    # running installer, the lock is released, and the environment stays without its ready marker.
+    _say("SKYWARD-PID", os.getpid())
     root = params["root"]
     _private_root(root)
     envs = os.path.join(root, "envs")

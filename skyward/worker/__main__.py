@@ -54,13 +54,14 @@ async def _main(config: AgentConfig) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True, name="stdin-watch").start()
-    port = transport.free_port()
+    bind = transport.bind_address(config.bind)
+    port = transport.free_port(bind)
 
     def ready() -> None:
         print(READY_PREFIX + json.dumps({"port": port, "pid": os.getpid()}), flush=True)
         task_output.install()  # from now on: whole lines, stderr's marked (the ready line went out as it is)
 
-    server = asyncio.create_task(transport.serve(node, port, runner, ready, config.tls))
+    server = asyncio.create_task(transport.serve(node, port, runner, ready, config.tls, bind))
     lease_task = asyncio.create_task(_watch_lease(runner, lease, stop))
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([server, stopped], return_when=asyncio.FIRST_COMPLETED)

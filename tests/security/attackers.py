@@ -32,12 +32,18 @@ def message(kind: str, **fields: object) -> object:
 
 @asynccontextmanager
 async def outsider(
-    port: int, node_name: str, tls: str = "plain", node_ca: str | None = None, timeout: float = 5
+    port: int,
+    node_name: str,
+    tls: str = "plain",
+    node_ca: str | None = None,
+    timeout: float = 5,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[Client | None]:
     """A casty client of the node's port without the pool's certificate; None if the node refuses it.
 
     `tls`: ``"plain"`` speaks no TLS; ``"foreign-cert"`` presents a client certificate of another pool, and
     trusts `node_ca` (public: it only lets the outsider accept the real node), so only the node's check stops it.
+    `host`: where the node listens (a Slurm node's cluster address; loopback for the others).
     """
     advertise = transport.advertised_address(node_name, port)
     files = None
@@ -53,11 +59,11 @@ async def outsider(
         casty_tls = TLS(cert=files.cert, key=files.key, ca=files.ca)
     client = Client(
         tls=casty_tls,
-        seeds=(f"127.0.0.1:{port}",),
+        seeds=(f"{host}:{port}",),
         name=transport.CLUSTER_NAME,
         limits=transport.LIMITS,
         compression=transport.COMPRESSION,
-        address_map=lambda address: f"127.0.0.1:{port}" if address == advertise else address,
+        address_map=lambda address: f"{host}:{port}" if address == advertise else address,
     )
     try:
         try:

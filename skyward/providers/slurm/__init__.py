@@ -7,7 +7,7 @@ Example::
         ...
 
 Modules: `provider` (the configuration and `launch`), `allocation` (the job: ``salloc``, its state,
-``scancel``), `deployment` (one ``srun`` step per node), `node_relay` (what that step runs on the node),
+``scancel``), `deployment` (one ``srun`` step per node), `node_launch` (what that step runs on the node),
 `shell` (where the Slurm commands run).
 """
 

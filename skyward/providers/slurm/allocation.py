@@ -157,7 +157,14 @@ class Allocation:
 
     def cancel(self) -> None:
         """``scancel`` the job, then let salloc end (safe to call more than once, and before it has an id)."""
-        if self.job_id is not None:
+        lost = self._shell.lost()
+        if self.job_id is not None and lost is not None:
+            logger.warning(
+                "cannot scancel slurm job %s: %s. Its salloc ended with that connection, which gives the job "
+                "back; at the latest its time limit ends it (`squeue -j %s` shows whether it is gone)",
+                self.job_id, lost, self.job_id,
+            )  # fmt: skip
+        elif self.job_id is not None:
             result = self._shell.run(["scancel", self.job_id])
             if result.returncode != 0 and "already completing or completed" not in result.stderr:
                 logger.warning("scancel %s failed: %s", self.job_id, result.stderr.strip())

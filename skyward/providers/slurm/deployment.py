@@ -1,4 +1,4 @@
-"""The agents of one pool inside its Slurm job: one ``srun`` step per node, each a node relay and its agent.
+"""The agents of one pool inside its Slurm job: one ``srun`` step per node, each an agent on the node's address.
 
 The steps overlap (``--overlap``) and ask for every CPU the job has on their node, so that CPU binding
 plugins (task/affinity, cgroups) give the agent's slots the whole node."""
@@ -23,7 +23,6 @@ from skyward.providers.base import NodeInfo, StartedNode, WorkerExit, casty_link
 from skyward.providers.slurm.allocation import Allocation
 from skyward.providers.slurm.shell import Process, Shell
 from skyward.spec import ClusterSpec
-from skyward.worker import READY_PREFIX
 
 if TYPE_CHECKING:
     from skyward.providers.slurm.provider import Slurm
@@ -31,13 +30,12 @@ if TYPE_CHECKING:
 
 @dataclass(eq=False)
 class _Agent:
-    """One node's ``srun`` step: the process here, its output, and the announcement of its relay."""
+    """One node's ``srun`` step: the process here, its output, and the agent's announcement."""
 
     process: Process
     output: AgentOutput
     ready: threading.Event = field(default_factory=threading.Event)
     announced: Announcement | None = None
-    relay_port: int | None = None
     eof: threading.Event = field(default_factory=threading.Event)
 
 
@@ -100,7 +98,7 @@ class SlurmDeployment:
             "-I",
             "-u",
             "-m",
-            "skyward.providers.slurm.node_relay",
+            "skyward.providers.slurm.node_launch",
         ]
 
     def _start_agent(self, index: int) -> StartedNode:
@@ -121,7 +119,7 @@ class SlurmDeployment:
             _stop(agent)
             raise ProvisionError(f"{name} on {host} was not started: its pool is closing")
         threading.Thread(target=_pump, args=(agent,), daemon=True, name=f"{name}-output").start()
-        settings = {"bind": self.addresses[host], "env": {**launch.image.env, "PYTHONUNBUFFERED": "1"}}
+        settings = {"env": {**launch.image.env, "PYTHONUNBUFFERED": "1"}}
         config = AgentConfig.for_node(  # this node's TLS key and certificate; not the secret
             launch.secret,
             name,
@@ -129,6 +127,7 @@ class SlurmDeployment:
             executor=launch.cluster.worker.executor,
             lease=launch.lease,
             nodes_on_machine=1,  # one agent per node: the job's nodes are distinct machines
+            bind=self.addresses[host],  # the node's NodeAddr: the client (or the login node) dials it there
         )
         assert process.stdin is not None
         try:
@@ -137,8 +136,8 @@ class SlurmDeployment:
         except OSError:
             pass  # srun failed at once: its output, read below, says why
         agent.ready.wait(self._provider.agent_timeout)
-        announced, relay_port = agent.announced, agent.relay_port
-        if announced is None or relay_port is None:
+        announced = agent.announced
+        if announced is None:
             _stop(agent)
             agent.eof.wait(2)
             raise ProvisionError(
@@ -154,15 +153,13 @@ class SlurmDeployment:
             concurrency=launch.cluster.worker.concurrency,
             executor=launch.cluster.worker.executor,
         )
-        # casty knows the agent by its own port; the client dials the relay's.
-        return StartedNode(
-            info=info, port=announced.port, dial=self._shell.reach(self.addresses[host], relay_port)
-        )
+        dial = self._shell.reach(self.addresses[host], announced.port)
+        return StartedNode(info=info, port=announced.port, dial=dial)
 
     # --- Deployment protocol -------------------------------------------------------------------------------
 
     def link(self, index: int, secret: bytes) -> Link:
-        """casty to the node's relay, which copies bytes to the agent (mutual TLS end to end)."""
+        """casty to the node's agent at its ``NodeAddr`` (or a login forward to it), mutual TLS."""
         return casty_link(self.nodes[index], secret)
 
     def is_alive(self, index: int) -> bool:
@@ -171,7 +168,14 @@ class SlurmDeployment:
 
     def exit_info(self, index: int) -> WorkerExit | None:
         """How node `index`'s agent ended; ``None`` while it runs, or when its node is lost (DOWN, drained,
-        failed) or the job is over: a restart there cannot work, so the node is given up."""
+        failed) or the job is over: a restart there cannot work, so the node is given up. Raises
+        `ProvisionError` saying so when the login connection dropped."""
+        lost = self._shell.lost()
+        if lost is not None:  # a clear reason beats "unreachable": raised, it joins the node's reason
+            raise ProvisionError(
+                f"{lost}; with it ended the job's salloc on the login node, which gives slurm job "
+                f"{self.job_id} back (no node of it can be reached or restarted)"
+            )
         agent = self._agents.get(index)
         if agent is None:
             return None
@@ -215,13 +219,12 @@ class SlurmDeployment:
 
 
 def _pump(agent: _Agent) -> None:
-    """Read what the step prints: the relay's ready line, then what tasks print (forwarded, prefixed)."""
+    """Read what the step prints: the agent's ready line, then what tasks print (forwarded, prefixed)."""
     assert agent.process.stdout is not None
     for raw in agent.process.stdout:
         line = raw.rstrip("\n")
         announced = agent.output.feed(line, expect_ready=not agent.ready.is_set())
         if announced is not None:
-            agent.relay_port = int(json.loads(line[len(READY_PREFIX) :])["relay"])
             agent.announced = announced
             agent.ready.set()
     agent.ready.set()

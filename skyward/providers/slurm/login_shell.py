@@ -1,5 +1,5 @@
 """``Slurm(login="user@cluster")``: Slurm's commands run on a login node over SSH, and the client reaches each
-node's relay through a local forward of that connection (the login node dials the node's ``NodeAddr``).
+node's agent through a local forward of that connection (the login node dials the node's ``NodeAddr``).
 
 One asyncssh connection (host key verified as for `sky.SSH`) on skyward's I/O loop carries every command,
 every ``srun`` session and every forward. The forwards listen on 127.0.0.1 here only.
@@ -111,6 +111,7 @@ class LoginShell:
     def __init__(self, conn: asyncssh.SSHClientConnection, io: EventLoopThread, where: str) -> None:
         self.conn, self.io, self.where = conn, io, where  # the connection, the loop it lives on, the login
         self._listeners: list[Any] = []
+        self._closing = False
 
     @classmethod
     def open(cls, login: str, *, key_file: str | None, known_hosts: str | None, verify_host_keys: bool,
@@ -163,7 +164,16 @@ class LoginShell:
         self._listeners.append(listener)
         return f"127.0.0.1:{listener.get_port()}"
 
+    def lost(self) -> str | None:
+        """Set once the SSH connection ended without `close`: salloc's ``cat`` and every ``srun`` ended with it
+        on the login node, so Slurm has the job back (the dead man's switch) and nothing here can reach it."""
+        if self._closing or not self.conn.is_closed():
+            return None
+        return f"the SSH connection to the login node {self.where} was lost"
+
     def close(self) -> None:
+        self._closing = True
+
         async def close() -> None:
             for listener in self._listeners:
                 listener.close()

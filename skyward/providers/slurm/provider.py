@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,9 +70,10 @@ class Slurm:
             (``("--exclusive", "--reservation=mine")``).
         python: an interpreter on the compute nodes that has skyward and what the pool's image asks for, of
             the client's Python minor version. ``None`` without `login`: this client's interpreter at the same
-            path (a shared home or software tree makes it visible on the nodes). ``None`` with `login`: the
-            image's environment is built once under the login's home (shared with the nodes), as `sky.SSH`
-            builds it on a host, from ``python3.X`` there.
+            path (a shared home or software tree makes it visible on the nodes) when it holds what the image
+            asks for; otherwise the image's environment is built once under this account's home (shared with
+            the nodes), as `sky.SSH` builds it on a host, from ``python3.X`` on this host's PATH. ``None`` with
+            `login`: that environment is built under the login's home, from ``python3.X`` there.
         login: ``"[user@]host[:port]"`` of a login node: Slurm's commands run there over SSH, and the client
             reaches each node through that connection (a local forward on 127.0.0.1 here). ``None``: this
             machine runs them and reaches the nodes' addresses directly.
@@ -158,32 +160,35 @@ class Slurm:
             _print(message)
 
     def _environment(self, shell: Shell, image: Image) -> str:
+        """Build (or find) the image's environment on the shared home: through the login node, or here."""
         from skyward.bootstrap.remote import BootstrapSettings
+        from skyward.ioloop import shared_loop
         from skyward.providers.slurm.environment import build_environment
+        from skyward.providers.slurm.local_node import LocalNode
         from skyward.providers.slurm.login_shell import LoginShell
 
-        assert isinstance(shell, LoginShell)
         settings = BootstrapSettings(self.offline, self.installer, self.index_url, self.install_timeout)
         python = f"python{sys.version_info.major}.{sys.version_info.minor}"
-        return build_environment(shell, python, image, settings, self._report)
+        if isinstance(shell, LoginShell):
+            return build_environment(shell.conn, shell.io, shell.where, python, image, settings, self._report)
+        where = f"{socket.gethostname()} (this host)"
+        return build_environment(LocalNode(), shared_loop(), where, python, image, settings, self._report)
 
     def launch(self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> SlurmDeployment:
         """Submit the pool's job, wait for it to run, start an agent on each of its nodes.
 
         On any failure, Ctrl-C included, the job is cancelled before the error propagates.
         """
-        if (
-            self.python is None
-        ):  # this client's interpreter runs on the nodes: it must hold what the image asks
+        build = self.python is None and self.login is not None
+        if self.python is None and self.login is None:
+            # This client's interpreter runs on the nodes if it holds what the image asks; else the image's
+            # environment is built here, on the home the nodes share.
             from skyward.providers.local import check_image
 
             try:
                 check_image(image)
-            except ProvisionError as exc:
-                raise ProvisionError(
-                    "Slurm(python=None) runs this client's interpreter on the nodes and installs nothing: "
-                    f"{exc}"
-                ) from None
+            except ProvisionError:
+                build = True
         shell: Shell = LocalShell()
         if self.login is not None:
             from skyward.providers.slurm.login_shell import LoginShell
@@ -198,7 +203,7 @@ class Slurm:
         allocation = Allocation(shell, self.salloc_args(cluster), self._report)
         deployment = SlurmDeployment(self, shell, allocation)
         try:
-            if self.login is not None and self.python is None:
+            if build:
                 deployment.python = self._environment(shell, image)
             try:
                 allocation.submit()

@@ -38,7 +38,11 @@ class Shell(Protocol):
         ...
 
     def reach(self, address: str, port: int) -> str:
-        """The ``host:port`` that reaches `address:port` (a node's relay) from this client."""
+        """The ``host:port`` that reaches `address:port` (a node's agent) from this client."""
+        ...
+
+    def lost(self) -> str | None:
+        """Why the cluster cannot be reached any more (the login connection dropped); ``None`` while it can."""
         ...
 
     def close(self) -> None:
@@ -83,6 +87,10 @@ class LocalShell:
 
     def reach(self, address: str, port: int) -> str:
         return f"{address}:{port}"
+
+    def lost(self) -> str | None:
+        """This machine's commands do not go away."""
+        return None
 
     def close(self) -> None:
         """Nothing is held."""
