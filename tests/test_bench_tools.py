@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,30 @@ def test_suite_plot_writes_one_valid_svg_per_workload_from_a_json_result(tmp_pat
     assert "failed: ModuleNotFoundError" in texts["latency"]
     # MB sent is skyward's alone: nothing to compare, no panel.
     assert "wall s" in texts["bigargs"] and "MB sent" not in texts["bigargs"]
+
+
+def test_profile_call_times_every_stage_of_real_calls_on_another_process(tmp_path: Path) -> None:
+    profile_call = load("profile_call")
+    result = profile_call.main(
+        ["--calls", "5", "--nodes", "1", "--concurrency", "1", "--json", str(tmp_path / "p")]
+    )
+    assert result["node_pids"] and os.getpid() not in result["node_pids"]
+    tiny = result["tiny"]
+    expected = [name for name, start, end in profile_call.STAGES if "upload" not in start + end]
+    assert list(tiny) == [*expected, "total (call to result)"]  # every stamp was taken, client's and node's
+    assert all(figures["median_us"] >= 0 for figures in tiny.values())
+    assert tiny["total (call to result)"]["median_us"] > 0
+
+
+def test_profile_call_stages_add_up_to_the_round_trip() -> None:
+    profile_call = load("profile_call")
+    stamps = {name: i * 10_000 for i, name in enumerate(
+        ["call", "enc_start", "enc_end", "send", "node_in", "exec_start", "decode_end", "ok_start", "ok_end", "tell",
+         "reply_in", "resolve_start", "resolve_end", "done"]
+    )}  # fmt: skip
+    spans = profile_call.spans(stamps)
+    assert len(spans) == 13 and sum(spans.values()) == (stamps["done"] - stamps["call"]) / 1e3
+    stamps |= {"upload_start": stamps["enc_end"] + 1000, "upload_end": stamps["send"] - 1000}
+    spans = profile_call.spans(stamps)
+    assert spans["upload (put_blob, all chunks)"] == 8.0
+    assert sum(spans.values()) == (stamps["done"] - stamps["call"]) / 1e3
