@@ -4,8 +4,8 @@ Nothing in skyward is changed for this: the stage functions are wrapped from out
 process; on a node, by a task (`install_node_probes`, sent with `pool.broadcast`) that wraps the agent's own
 functions in its process (thread slots only: a process slot runs `execute` in another process). Stamps are
 `time.perf_counter_ns()`, CLOCK_MONOTONIC on Linux, one clock for every process of the machine: client and node
-stamps of one call can be subtracted. Each wrapper adds well under a microsecond; `profile_call.py` reports the
-uninstrumented round trip beside the instrumented one.
+stamps of one call can be subtracted. `profile_call.py` reports the round trip without probes, measured in
+rounds alternating with the probed calls, beside the probed one.
 
 This module travels to nodes by value (it is registered with cloudpickle), so nodes need not import it.
 """
@@ -122,11 +122,12 @@ def install_node_probes() -> int:
     stamps: dict[str, dict[str, int]] = {}
     local = threading.local()
     state.stamps = stamps  # type: ignore[attr-defined]
+    state.enabled = True  # type: ignore[attr-defined]
     sys.modules[_NODE_STATE] = state
 
     def mark(name: str, task_id: str | None = None) -> None:
         key = task_id if task_id is not None else getattr(local, "task_id", None)
-        if key is not None:
+        if key is not None and state.enabled:  # type: ignore[attr-defined]
             stamps.setdefault(key, {})[name] = time.perf_counter_ns()
 
     served = transport._served
@@ -174,6 +175,11 @@ def install_node_probes() -> int:
     execute_module.decode_task = probed_decode
     reply.ok = probed_ok
     return os.getpid()
+
+
+def enable_node_probes(on: bool) -> None:
+    """On a node (as a task): take stamps (True) or only pass calls through (False)."""
+    sys.modules[_NODE_STATE].enabled = on  # type: ignore[attr-defined]
 
 
 def node_stamps() -> dict[str, dict[str, int]]:

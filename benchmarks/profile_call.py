@@ -72,7 +72,7 @@ def spans(stamps: dict[str, int]) -> dict[str, float]:
 
 
 def profile(pool: sky.ComputePool, send: Callable[[], object], calls: int) -> list[dict[str, int]]:
-    """Run `send()` `calls` times, one at a time; every call's stamps, client's and node's merged."""
+    """Run `send()` `calls` times, one at a time, probes installed; every call's stamps, client's and node's."""
     records = []
     for _ in range(calls):
         stamps = call_probes.new_call()
@@ -80,6 +80,11 @@ def profile(pool: sky.ComputePool, send: Callable[[], object], calls: int) -> li
         send()
         call_probes.stamp("done")
         records.append(stamps)
+    return merge_node_stamps(pool, records)
+
+
+def merge_node_stamps(pool: sky.ComputePool, records: list[dict[str, int]]) -> list[dict[str, int]]:
+    """Add to each call's client stamps its node's (fetched with one broadcast)."""
     call_probes.new_call()  # the broadcast below is no call of ours: its client stamps go elsewhere
     on_nodes: dict[str, dict[str, int]] = {}
     for node in pool.broadcast(call_probes.node_stamps):
@@ -105,14 +110,32 @@ def summary(records: list[dict[str, int]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def uninstrumented(send: Callable[[], object], calls: int) -> float:
-    """Median µs of `send()` before any probe is installed."""
-    samples = []
-    for _ in range(calls):
-        started = time.perf_counter_ns()
-        send()
-        samples.append((time.perf_counter_ns() - started) / 1e3)
-    return statistics.median(samples)
+def interleaved(
+    pool: sky.ComputePool, send: Callable[[], object], calls: int, rounds: int = 5
+) -> dict[str, Any]:
+    """Probed and bare calls of `send()`, alternating in `rounds` rounds (the machine's load drifts): the probed
+    calls' stamps, and the bare calls' round trips in µs (node probes passing through, client probes removed)."""
+    records: list[dict[str, int]] = []
+    bare: list[float] = []
+    per_round = max(1, calls // rounds)
+    for _ in range(rounds):
+        pool.broadcast(call_probes.enable_node_probes, False)
+        for _ in range(per_round):
+            started = time.perf_counter_ns()
+            send()
+            bare.append((time.perf_counter_ns() - started) / 1e3)
+        pool.broadcast(call_probes.enable_node_probes, True)
+        uninstall = call_probes.install_client_probes()
+        try:
+            for _ in range(per_round):
+                stamps = call_probes.new_call()
+                call_probes.stamp("call")
+                send()
+                call_probes.stamp("done")
+                records.append(stamps)
+        finally:
+            uninstall()
+    return {"records": merge_node_stamps(pool, records), "bare_us": bare}
 
 
 def print_table(title: str, table: dict[str, dict[str, float]], bare_us: float | None = None) -> None:
@@ -123,7 +146,7 @@ def print_table(title: str, table: dict[str, dict[str, float]], bare_us: float |
         share = f"{100 * figures['median_us'] / total:6.1f}%"
         print(f"{name:<42} {figures['median_us']:>11.1f} {figures['p90_us']:>10.1f} {share:>7}")
     if bare_us is not None:
-        print(f"{'(same call, no probes installed: median)':<42} {bare_us:>11.1f}")
+        print(f"{'(same call, no probes, alternating: median)':<42} {bare_us:>11.1f}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -146,18 +169,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tiny = lambda: remote_noop(1) >> pool
         for _ in range(50):  # connections, caches and the by-value code cache warm
             tiny()
-        result["tiny_uninstrumented_median_us"] = uninstrumented(tiny, args.calls)
         pids = set(pool.broadcast(call_probes.install_node_probes))
-        uninstall = call_probes.install_client_probes()
-        try:
-            result["node_pids"] = sorted(pids)
-            result["tiny"] = summary(profile(pool, tiny, args.calls))
-            print_table(f"one no-op call, {args.calls} sequential calls", result["tiny"],
-                        result["tiny_uninstrumented_median_us"])  # fmt: skip
-            if args.bigargs_mb:
+        result["node_pids"] = sorted(pids)
+        tiny_runs = interleaved(pool, tiny, args.calls)
+        result["tiny"] = summary(tiny_runs["records"])
+        result["tiny_uninstrumented_median_us"] = statistics.median(tiny_runs["bare_us"])
+        print_table(f"one no-op call, {len(tiny_runs['records'])} sequential calls", result["tiny"],
+                    result["tiny_uninstrumented_median_us"])  # fmt: skip
+        if args.bigargs_mb:
+            uninstall = call_probes.install_client_probes()
+            try:
                 result["bigargs"] = bigargs(pool, args.bigargs_mb, args.bigargs_calls)
-        finally:
-            uninstall()
+            finally:
+                uninstall()
     if os.getpid() in pids:
         raise RuntimeError("profile_call: the nodes ran in this process; the profile would not be a real one")
     if args.json:

@@ -301,6 +301,7 @@ def main() -> None:
     parser.add_argument(
         "--from-json", metavar="FILE", help="run nothing: print (and plot) the figures of FILE"
     )
+    parser.add_argument("--note", help="the line under each chart (default: cores, sizes and date, or FILE)")
     parser.add_argument("--child", nargs=2, metavar=("RUNNER", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -333,7 +334,7 @@ def main() -> None:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from suite_plot import plot  # beside this script; imports matplotlib (the bench group)
 
-        for path in plot(everything, COLUMNS, args.plot, note):
+        for path in plot(everything, COLUMNS, args.plot, args.note or note):
             print(f"wrote {path}")
 
 

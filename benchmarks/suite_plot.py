@@ -82,7 +82,8 @@ def _bars(ax: Axes, by_runner: Mapping[str, Mapping[str, float] | str], key: str
         figures = by_runner[runner]
         if value is None:
             reason = figures if isinstance(figures, str) else "not measured"
-            ax.text(top * 0.01, y, reason[:40], va="center", fontsize=8, color=FAILED)
+            reason = reason if len(reason) <= 48 else reason[:47].rsplit(" ", 1)[0] + " …"
+            ax.text(top * 0.01, y, reason, va="center", fontsize=8, color=FAILED)
         else:
             ax.text(value, y, f" {_number(value)}", va="center", fontsize=8)
     ax.set_yticks(list(positions), runners)
