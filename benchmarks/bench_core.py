@@ -1,6 +1,6 @@
 """Core dispatch: one call's round trip and many small calls' throughput, beside the transport's floor and the stdlib.
 
-    uv run python benchmarks/bench_core.py [--calls 5000] [--rounds 1000] [--json core.json]
+    uv run python benchmarks/bench_core.py [--calls 5000] [--rounds 1000] [--json core.json] [--plot DIR]
 
 Rows, all in one run on this machine:
 - casty floor: a raw casty ask of a tiny message (a `Heartbeat`) to the pool's first node, over the pool's own
@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -171,10 +172,18 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--plot", metavar="DIR", help="write DIR/core.svg, a chart of the figures (matplotlib)"
+    )
+    parser.add_argument("--from-json", metavar="FILE", help="run nothing: plot the figures of FILE")
+    parser.add_argument("--note", help="the line under the chart (default: the cores and the date)")
     args = parser.parse_args()
-    rows = measure(args)
-    print_table(rows, args)
-    if args.json:
+    if args.from_json:
+        with open(args.from_json) as source:
+            result = json.load(source)
+    else:
+        rows = measure(args)
+        print_table(rows, args)
         result = {
             "rows": [asdict(row) for row in rows],
             "ratios": ratios(rows),
@@ -183,8 +192,16 @@ def main() -> None:
             "cores": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
+    if args.json and not args.from_json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=2)
+    if args.plot:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from suite_plot import plot_core  # beside this script; imports matplotlib
+
+        note = args.note or f"bench_core.py; {result['cores']} cores; {result['date']}"
+        for path in plot_core(result, args.plot, note):
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

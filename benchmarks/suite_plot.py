@@ -25,7 +25,19 @@ TITLES = {
     "bigargs": "bigargs: GridSearchCV with a large X",
     "latency": "latency: one call's round trip",
     "startup": "startup: pool or cluster to first result",
+    "core": "core dispatch: one call, and small calls in flight",
 }
+#: bench_core.py's figures, as a workload of their own.
+CORE_COLUMNS = {"core": [("p50_ms", "p50 ms", False), ("calls_per_s", "calls/s", True)]}
+
+
+def plot_core(result: Mapping[str, object], directory: str | Path, note: str = "") -> list[Path]:
+    """Write ``core.svg``: bench_core.py's ``--json`` result, skyward beside the casty floor and the stdlib."""
+    rows = result["rows"]
+    assert isinstance(rows, list)
+    by_runner = {row["runner"].split(" (")[0] if row["runner"].startswith("skyward") else row["runner"]: row
+                 for row in rows}  # fmt: skip
+    return plot({"core": by_runner}, CORE_COLUMNS, directory, note)
 
 
 def plot(results: Results, columns: Columns, directory: str | Path, note: str = "") -> list[Path]:
@@ -83,7 +95,8 @@ def _bars(ax: Axes, by_runner: Mapping[str, Mapping[str, float] | str], key: str
         if value is None:
             reason = figures if isinstance(figures, str) else "not measured"
             reason = reason if len(reason) <= 48 else reason[:47].rsplit(" ", 1)[0] + " …"
-            ax.text(top * 0.01, y, reason, va="center", fontsize=8, color=FAILED)
+            color = FAILED if isinstance(figures, str) else "#777777"
+            ax.text(top * 0.01, y, reason, va="center", fontsize=8, color=color)
         else:
             ax.text(value, y, f" {_number(value)}", va="center", fontsize=8)
     ax.set_yticks(list(positions), runners)

@@ -87,3 +87,35 @@ def test_profile_call_stages_add_up_to_the_round_trip() -> None:
     spans = profile_call.spans(stamps)
     assert spans["upload (put_blob, all chunks)"] == 8.0
     assert sum(spans.values()) == (stamps["done"] - stamps["call"]) / 1e3
+
+
+def test_bench_core_plots_skyward_beside_the_floor_from_its_json(tmp_path: Path) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "bench_core_small.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_core.py"),
+            "--from-json",
+            str(fixture),
+            "--plot",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    root = ElementTree.parse(tmp_path / "core.svg").getroot()
+    text = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    for label in (
+        "casty floor",
+        "skyward",
+        "ProcessPoolExecutor",
+        "0.44",
+        "1.57",
+        "6,105",
+        "882.3",
+        "not measured",
+    ):
+        assert label in text, label
