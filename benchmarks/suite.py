@@ -3,6 +3,8 @@
     uv run --group bench python benchmarks/suite.py                    # every workload, every runner
     uv run --group bench python benchmarks/suite.py --quick            # small sizes, a couple of minutes
     uv run --group bench python benchmarks/suite.py --workloads tiny latency --runners skyward dask
+    uv run --group bench python benchmarks/suite.py --json run.json --plot charts/   # one SVG per workload
+    uv run --group bench python benchmarks/suite.py --from-json run.json --plot charts/   # charts of a past run
 
 Runners: skyward (Local provider, 2 nodes), joblib's loky and threading backends, Dask's joblib backend on a
 `LocalCluster` (2 workers), Ray's joblib backend. Each (runner, workload) pair runs in a fresh subprocess so that
@@ -295,6 +297,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per (runner, workload)")
     parser.add_argument("--json", help="also write the raw figures to this file")
+    parser.add_argument("--plot", metavar="DIR", help="write one chart per workload (SVG) into DIR")
+    parser.add_argument(
+        "--from-json", metavar="FILE", help="run nothing: print (and plot) the figures of FILE"
+    )
+    parser.add_argument("--note", help="the line under each chart (default: cores, sizes and date, or FILE)")
     parser.add_argument("--child", nargs=2, metavar=("RUNNER", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -302,17 +309,33 @@ def main() -> None:
         figures = globals()[workload](runner, args.quick)
         print("RESULT " + json.dumps(figures), flush=True)
         return
-    print(
-        f"{os.cpu_count()} cores; {'quick' if args.quick else 'full'} sizes; runners: {', '.join(args.runners)}"
-    )
-    everything: dict[str, dict[str, dict[str, float] | str]] = {}
-    for workload in args.workloads:
-        results = {runner: run_child(runner, workload, args.quick, args.timeout) for runner in args.runners}
-        everything[workload] = results
-        print_table(workload, results)
-    if args.json:
+    if args.from_json:
+        with open(args.from_json) as source:
+            everything = json.load(source)
+        for workload, results in everything.items():
+            print_table(workload, results)
+        note = f"figures of {os.path.basename(args.from_json)}"
+    else:
+        note = (
+            f"{os.cpu_count()} cores; {'quick' if args.quick else 'full'} sizes; {time.strftime('%Y-%m-%d')}"
+        )
+        print(f"{note}; runners: {', '.join(args.runners)}")
+        everything = {}
+        for workload in args.workloads:
+            results = {
+                runner: run_child(runner, workload, args.quick, args.timeout) for runner in args.runners
+            }
+            everything[workload] = results
+            print_table(workload, results)
+    if args.json and not args.from_json:
         with open(args.json, "w") as out:
             json.dump(everything, out, indent=2)
+    if args.plot:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from suite_plot import plot  # beside this script; imports matplotlib (the bench group)
+
+        for path in plot(everything, COLUMNS, args.plot, args.note or note):
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":
