@@ -9,7 +9,7 @@ travels on stdin, never on a command line (where ``ps`` shows it) nor in a file.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from skyward.credentials import TLSMaterial, node_material
@@ -36,6 +36,8 @@ class AgentConfig:
         nodes_on_machine: nodes sharing this machine's CPUs; sizes native thread pools.
         reply_cache_bytes: the reply cache's size (``None``: the agent's default).
         blob_cache_bytes: the blob store's size (``None``: the agent's default).
+        volumes: the volumes to mount before announcing itself, as `skyward.volumes.agent_entries` makes them
+            (with the client's S3 credentials where a volume forwards them: left out of the repr).
     """
 
     node: str
@@ -46,6 +48,7 @@ class AgentConfig:
     nodes_on_machine: int = 1
     reply_cache_bytes: int | None = None
     blob_cache_bytes: int | None = None
+    volumes: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     @classmethod
     def for_node(cls, secret: bytes, node: str, **fields: Any) -> AgentConfig:
@@ -91,6 +94,7 @@ class AgentConfig:
                 nodes_on_machine=int(data.get("nodes_on_machine", 1)),
                 reply_cache_bytes=_optional_int(data.get("reply_cache_bytes")),
                 blob_cache_bytes=_optional_int(data.get("blob_cache_bytes")),
+                volumes=_volumes(data.get("volumes", [])),
             )
         except (TypeError, ValueError) as exc:
             raise AgentConfigError(f"the agent configuration has an unusable field: {exc}") from exc
@@ -100,6 +104,12 @@ def _executor(value: object) -> ExecutorKind:
     if value == "thread" or value == "process":
         return value
     raise ValueError(f"executor must be 'thread' or 'process', got {value!r}")
+
+
+def _volumes(value: object) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        raise ValueError(f"volumes must be a list of objects, got {type(value).__name__}")
+    return tuple(value)
 
 
 def _optional_int(value: object) -> int | None:

@@ -23,6 +23,7 @@ from skyward.providers.base import NodeInfo, StartedNode, WorkerExit, casty_link
 from skyward.providers.slurm.allocation import Allocation
 from skyward.providers.slurm.shell import Process, Shell
 from skyward.spec import ClusterSpec
+from skyward.volumes import agent_entries
 from skyward.worker import READY_PREFIX
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class SlurmDeployment:
             executor=launch.cluster.worker.executor,
             lease=launch.lease,
             nodes_on_machine=1,  # one agent per node: the job's nodes are distinct machines
+            volumes=agent_entries(launch.cluster.volumes),  # mounted by the agent (credentials on stdin)
         )
         assert process.stdin is not None
         try:
