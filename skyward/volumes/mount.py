@@ -129,7 +129,14 @@ def mount_volumes(entries: Sequence[Mapping[str, Any]], report: Callable[[str], 
 def s3fs_command(volume: S3Volume) -> list[str]:
     """s3fs's command line: nothing secret on it."""
     source = f"{volume.bucket}:/{volume.key_prefix}" if volume.key_prefix else volume.bucket
-    options = [f"url={volume.endpoint_url or AWS_S3}", "dbglevel=err", "retries=2", "connect_timeout=10"]
+    # sigv4 only: a refused key must fail at once, not be retried with signature v2 (which AWS has retired)
+    options = [
+        f"url={volume.endpoint_url or AWS_S3}",
+        "sigv4",
+        "dbglevel=err",
+        "retries=2",
+        "connect_timeout=10",
+    ]
     if volume.endpoint_url is not None:
         options.append("use_path_request_style")  # MinIO, test servers: no bucket.host DNS names
     if volume.region is not None:
