@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ class S3Server:
     url: str
     access_key: str
     secret_key: str
+    bucket: (
+        str  # a fresh, empty bucket of this server (moto's state is global to the process: names are unique)
+    )
 
     def client(self, access_key: str | None = None, secret_key: str | None = None):  # type: ignore[no-untyped-def]
         return boto3.client(
@@ -58,12 +62,21 @@ def s3_server(address: str, *, auth: bool = True) -> Iterator[S3Server]:
             aws_access_key_id="setup",
             aws_secret_access_key="setup",
         )
-        iam.create_user(UserName="skyward-test")
-        iam.put_user_policy(UserName="skyward-test", PolicyName="s3", PolicyDocument=json.dumps(_POLICY))
-        key = iam.create_access_key(UserName="skyward-test")["AccessKey"]
+        user = f"skyward-test-{uuid.uuid4().hex[:8]}"
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(_POLICY))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        bucket = f"skyward-data-{uuid.uuid4().hex[:8]}"
+        boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name=REGION,
+            aws_access_key_id="setup",
+            aws_secret_access_key="setup",
+        ).create_bucket(Bucket=bucket)
         if auth:  # from now on, every request must be signed with a key moto knows
             _reset_auth(url, "0")
-        yield S3Server(url, key["AccessKeyId"], key["SecretAccessKey"])
+        yield S3Server(url, key["AccessKeyId"], key["SecretAccessKey"], bucket)
     finally:
         # moto's setting is global to this process (the server is a thread here): back to "no auth" for the
         # other tests' moto servers.

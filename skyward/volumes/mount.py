@@ -175,7 +175,7 @@ def _mount_one(volume: S3Volume, keys: dict[str, str] | None, log_path: str) -> 
             env=_environment(keys),
         )
     deadline = time.monotonic() + volume.mount_timeout
-    while not is_mounted(path):
+    while not (is_mounted(path) and _answers(path, process)):
         if process.poll() is not None or time.monotonic() > deadline:
             state = (
                 "exited" if process.poll() is not None else f"did not mount within {volume.mount_timeout:g}s"
@@ -186,6 +186,17 @@ def _mount_one(volume: S3Volume, keys: dict[str, str] | None, log_path: str) -> 
             )
         time.sleep(0.05)
     return _Mount(volume, process, log_path)
+
+
+def _answers(path: str, process: subprocess.Popen[bytes]) -> bool:
+    """Whether s3fs serves the mount. The kernel mounts before s3fs has checked the bucket and the key (its FUSE
+    init does, then ends its loop on failure): the first request waits for that init, so a mount that answers a
+    stat with s3fs still running is one that passed the check."""
+    try:
+        os.stat(path)
+    except OSError:  # ENOTCONN: s3fs gave up
+        return False
+    return process.poll() is None and is_mounted(path)
 
 
 def is_mounted(path: str) -> bool:
