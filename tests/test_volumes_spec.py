@@ -162,3 +162,18 @@ def test_mount_failures_are_explained(tmp_path, log: str, cause: str) -> None:  
     path = tmp_path / "s3fs.log"
     path.write_text(log)
     assert cause in explain(sky.S3Volume("/data", "bkt"), str(path))
+
+
+def test_a_volume_without_endpoint_uses_boto3s_endpoint_here(
+    client_keys: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    volume = sky.S3Volume("/data", "my-bucket", "datasets/")
+    assert agent_entries([volume])[0]["endpoint_url"] is None  # AWS S3
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://10.0.0.1:9000")
+    assert agent_entries([volume])[0]["endpoint_url"] == "http://10.0.0.1:9000"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://10.0.0.2:9000")
+    assert agent_entries([volume])[0]["endpoint_url"] == "http://10.0.0.2:9000"
+    explicit = sky.S3Volume("/data", "my-bucket", endpoint_url="http://10.0.0.3:9000")
+    assert agent_entries([explicit])[0]["endpoint_url"] == "http://10.0.0.3:9000"

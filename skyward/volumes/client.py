@@ -6,6 +6,7 @@ line nor a file); the agent hands the credentials to its s3fs process in that pr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -49,6 +50,11 @@ def require_client_credentials(volumes: Sequence[S3Volume]) -> None:
         )
 
 
+def client_endpoint() -> str | None:
+    """The S3 endpoint boto3 would use here: ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL`` (``None``: AWS)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
 def agent_entries(volumes: Sequence[S3Volume]) -> tuple[dict[str, Any], ...]:
     """One JSON-ready entry per volume for the agent's configuration line, with the client's credentials where
     the volume asks for them (read once per call: a pool's nodes all get the same)."""
@@ -58,6 +64,11 @@ def agent_entries(volumes: Sequence[S3Volume]) -> tuple[dict[str, Any], ...]:
     entries = []
     for volume in volumes:
         entry = asdict(volume)
+        if (
+            volume.endpoint_url is None
+        ):  # as boto3 here would: the same bucket the user sees from this machine
+            entry["endpoint_url"] = client_endpoint()
+            S3Volume(**entry)  # the variable's value is checked here, as an endpoint_url= given would be
         if volume.credentials == "client":
             if credentials is None:
                 raise VolumeError(

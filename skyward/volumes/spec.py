@@ -30,8 +30,9 @@ class S3Volume:
         prefix: the key prefix shown at `mount_path` (``"datasets/"``); ``""`` is the whole bucket.
         read_only: ``True`` (the default) mounts it read-only: writes fail with ``EROFS``. ``False``: a file a task
             writes is uploaded to ``s3://bucket/prefix/<name>`` when the task closes it.
-        endpoint_url: an S3-compatible endpoint (MinIO, a test server), e.g. ``"http://10.0.0.1:9000"``;
-            ``None`` is AWS S3. Requests then use path-style addressing.
+        endpoint_url: an S3-compatible endpoint (MinIO, a test server), e.g. ``"http://10.0.0.1:9000"``, reached
+            with path-style requests. ``None``: the endpoint boto3 uses on the client (``AWS_ENDPOINT_URL_S3``,
+            else ``AWS_ENDPOINT_URL``), else AWS S3.
         region: the bucket's region (``"eu-west-1"``) for AWS S3's request signing; ``None`` lets s3fs find it.
         credentials: ``"client"`` (the default) sends this machine's AWS credentials (boto3's chain: environment,
             ``~/.aws``, SSO...) to each node on the SSH session's stdin; ``"instance-profile"`` uses the node's own
