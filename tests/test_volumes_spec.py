@@ -177,3 +177,9 @@ def test_a_volume_without_endpoint_uses_boto3s_endpoint_here(
     assert agent_entries([volume])[0]["endpoint_url"] == "http://10.0.0.2:9000"
     explicit = sky.S3Volume("/data", "my-bucket", endpoint_url="http://10.0.0.3:9000")
     assert agent_entries([explicit])[0]["endpoint_url"] == "http://10.0.0.3:9000"
+
+
+def test_aws_refuses_an_empty_instance_profile() -> None:
+    with pytest.raises(ValueError, match="iam_instance_profile"):
+        sky.AWS(iam_instance_profile=" ")
+    assert sky.AWS(iam_instance_profile="nodes").iam_instance_profile == "nodes"
