@@ -155,6 +155,7 @@ def test_instance_profile_and_anonymous_volumes_carry_no_keys(client_keys: None)
         ("<Error><Code>NoSuchBucket</Code></Error>", "the bucket 'bkt' does not exist"),
         ("<Error><Code>InvalidAccessKeyId</Code></Error>", "the credentials were refused"),
         ("curl: Couldn't connect to server", "cannot reach"),
+        ("s3fs: could not determine how to establish security credentials.", "no credentials reached s3fs"),
         ("", "no known reason"),
     ],
 )

@@ -10,6 +10,10 @@ _TAIL_LINES = 12
 _CAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("NoSuchBucket",), "the bucket {bucket!r} does not exist at {endpoint}"),
     (
+        ("could not determine how to establish security credentials",),
+        "no credentials reached s3fs ({credentials} credentials)",
+    ),
+    (
         ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "ExpiredToken"),
         "the credentials were refused ({credentials} credentials)",
     ),
