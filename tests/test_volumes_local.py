@@ -80,6 +80,13 @@ def test_two_local_nodes_read_the_prefix_through_their_own_mounts(s3: S3Server, 
         refused = pool.broadcast(write_file, mount)
         assert len(s3fs_processes(mount)) == 2  # one per node
         assert visible_mounts(mount) == []  # the nodes' mounts are theirs alone
+        for pid in s3fs_processes(mount):  # the key: in s3fs's environment, not on its command line
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                assert s3.secret_key.encode() not in f.read()
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                assert f"AWS_SECRET_ACCESS_KEY={s3.secret_key}".encode() in f.read().split(b"\0")
+        for workdir in volume_workdirs() - before:  # s3fs's logs and HOME: the agent's alone
+            assert os.stat(workdir).st_mode & 0o777 == 0o700
     assert [r["node"] for r in results] == [f"{pool.pool_id}-node-0", f"{pool.pool_id}-node-1"]
     assert len({r["pid"] for r in results} | {os.getpid()}) == 3
     mine = os.stat("/proc/self/ns/mnt").st_ino

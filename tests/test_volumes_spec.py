@@ -132,8 +132,8 @@ def test_credentials_travel_in_the_agent_line_only(client_keys: None) -> None:
     assert SECRET not in " ".join(command) and "AKIATESTKEY" not in " ".join(command)
     assert command[1:4] == ["bkt:/datasets", "/data", "-f"]
     assert "use_path_request_style" in command[-1] and ",ro" in command[-1]
-    env = _environment(entry["keys"])
-    assert env["AWS_SECRET_ACCESS_KEY"] == SECRET and "HOME" in env
+    env = _environment(entry["keys"], "/private/dir")
+    assert env["AWS_SECRET_ACCESS_KEY"] == SECRET and env["HOME"] == "/private/dir"
 
 
 def test_instance_profile_and_anonymous_volumes_carry_no_keys(client_keys: None) -> None:

@@ -150,9 +150,11 @@ def s3fs_command(volume: S3Volume) -> list[str]:
     return [shutil.which("s3fs") or "s3fs", source, volume.mount_path, "-f", "-o", ",".join(options)]
 
 
-def _environment(keys: dict[str, str] | None) -> dict[str, str]:
-    """s3fs's environment: a clean one (the user's image.env is for tasks), plus the forwarded keys."""
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": tempfile.gettempdir()}
+def _environment(keys: dict[str, str] | None, home: str) -> dict[str, str]:
+    """s3fs's environment: a clean one (the user's image.env is for tasks), plus the forwarded keys. Its HOME is
+    the agent's private directory: s3fs looks for ``~/.passwd-s3fs`` and ``~/.aws`` there, which nobody else
+    can write (a shared HOME like /tmp would let another account plant credentials)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": home}
     if keys is not None:
         env["AWS_ACCESS_KEY_ID"] = env["AWSACCESSKEYID"] = keys["access_key"]
         env["AWS_SECRET_ACCESS_KEY"] = env["AWSSECRETACCESSKEY"] = keys["secret_key"]
@@ -172,7 +174,7 @@ def _mount_one(volume: S3Volume, keys: dict[str, str] | None, log_path: str) -> 
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_environment(keys),
+            env=_environment(keys, os.path.dirname(log_path)),
         )
     deadline = time.monotonic() + volume.mount_timeout
     while not (is_mounted(path) and _answers(path, process)):
