@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from skyward.hooks import hookimpl, hookspec
     from skyward.pool import Compute, ComputePool, current_pool
     from skyward.providers import AWS, SSH, Local, NodeInfo, Slurm
+    from skyward.volumes import S3Volume
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,7 @@ _LAZY = {
     "Slurm": "skyward.providers",
     "Local": "skyward.providers",
     "NodeInfo": "skyward.providers",
+    "S3Volume": "skyward.volumes",
 }
 
 
@@ -88,6 +90,7 @@ __all__ = [
     "ProvisionError",
     "RemoteError",
     "Resources",
+    "S3Volume",
     "SkywardError",
     "Slurm",
     "Worker",

@@ -9,7 +9,7 @@ travels on stdin, never on a command line (where ``ps`` shows it) nor in a file.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from skyward.credentials import TLSMaterial, node_material
@@ -39,6 +39,8 @@ class AgentConfig:
         bind: the address the agent listens on. ``127.0.0.1`` (the default) on every provider that reaches it
             through a local process or an SSH forward; a Slurm node's own address (``NodeAddr``) where the
             client, or the login node, dials it over the cluster network. Mutual TLS guards either.
+        volumes: the volumes to mount before announcing itself, as `skyward.volumes.agent_entries` makes them
+            (with the client's S3 credentials where a volume forwards them: left out of the repr).
     """
 
     node: str
@@ -50,6 +52,7 @@ class AgentConfig:
     reply_cache_bytes: int | None = None
     blob_cache_bytes: int | None = None
     bind: str = "127.0.0.1"
+    volumes: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     @classmethod
     def for_node(cls, secret: bytes, node: str, **fields: Any) -> AgentConfig:
@@ -96,6 +99,7 @@ class AgentConfig:
                 reply_cache_bytes=_optional_int(data.get("reply_cache_bytes")),
                 blob_cache_bytes=_optional_int(data.get("blob_cache_bytes")),
                 bind=_address(data.get("bind", "127.0.0.1")),
+                volumes=_volumes(data.get("volumes", [])),
             )
         except (TypeError, ValueError) as exc:
             raise AgentConfigError(f"the agent configuration has an unusable field: {exc}") from exc
@@ -111,6 +115,12 @@ def _address(value: object) -> str:
     if isinstance(value, str) and value and value.isprintable() and not value.isspace():
         return value
     raise ValueError(f"bind must be a host name or address, got {value!r}")
+
+
+def _volumes(value: object) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        raise ValueError(f"volumes must be a list of objects, got {type(value).__name__}")
+    return tuple(value)
 
 
 def _optional_int(value: object) -> int | None:

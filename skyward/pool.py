@@ -34,6 +34,7 @@ from skyward.providers.local import Local
 from skyward.recovery import NodeRecovery
 from skyward.scheduler import NodeSlots, Scheduler, TaskFuture, TransferStats
 from skyward.spec import ClusterSpec, Resources, Worker, check_honoured, resource_spellings
+from skyward.volumes import S3Volume, check_volumes
 from skyward.window import Window
 
 R = TypeVar("R")
@@ -85,6 +86,7 @@ class ComputePool(PoolConventions):
         allocation: ``"spot-if-available"`` (the default), ``"always-spot"`` or ``"on-demand"``.
         vcpus: another name for ``cpu`` (the older docs' spelling); give one of the two.
         memory_gb: ``memory`` as a number of GB: ``memory_gb=16`` is ``memory="16GB"``; give one of the two.
+        volume: `sky.S3Volume` entries, each an S3 prefix every node mounts before its first task.
 
     The resource parameters describe each node's machine (`sky.Resources`) for providers that choose machines
     (`sky.AWS`); the others refuse them with a ``ValueError``, never ignore them.
@@ -115,6 +117,7 @@ class ComputePool(PoolConventions):
         allocation: str | None = None,
         vcpus: int | None = None,
         memory_gb: float | None = None,
+        volume: Sequence[S3Volume] | None = None,
     ) -> None:
         cpu, memory = resource_spellings(type(self).__name__, cpu, memory, vcpus, memory_gb)
         if not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1:
@@ -151,6 +154,7 @@ class ComputePool(PoolConventions):
             worker=self.worker,
             provider=self.provider.name,
             resources=resources,
+            volumes=check_volumes(volume, type(self).__name__),
         )
         self._secret = secrets.token_bytes(32)
         self._deployment: Deployment | None = None

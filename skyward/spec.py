@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from skyward.volumes.spec import S3Volume
 
 ExecutorKind = Literal["thread", "process"]
 Allocation = Literal["spot-if-available", "always-spot", "on-demand"]
@@ -156,6 +159,8 @@ class ClusterSpec:
         worker: slots per node and how they run.
         provider: the provider's name (``"local"``, ``"ssh"``, ``"aws"``).
         resources: what each node's machine must have (`Resources`), for providers that choose machines.
+        volumes: the `sky.S3Volume` each node mounts before its first task (the agent mounts them; providers
+            pass them on in the agent configuration).
     """
 
     pool_id: str
@@ -163,3 +168,4 @@ class ClusterSpec:
     worker: Worker
     provider: str
     resources: Resources = field(default_factory=Resources)
+    volumes: tuple[S3Volume, ...] = ()

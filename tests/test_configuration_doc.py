@@ -100,6 +100,7 @@ SECTIONS: dict[str, Callable[[], Callable[..., Any]]] = {
     "## `sky.ComputePool` (and `sky.Compute`)": lambda: sky.ComputePool,
     "## `sky.Worker`": lambda: sky.Worker,
     "## `sky.Image`": lambda: sky.Image,
+    "## `sky.S3Volume`": lambda: sky.S3Volume,
     "### `sky.Local`": lambda: sky.Local,
     "### `sky.SSH`": lambda: sky.SSH,
     "### `sky.AWS`": lambda: sky.AWS,

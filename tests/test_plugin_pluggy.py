@@ -60,7 +60,7 @@ def test_a_wrapper_hookimpl_wraps_its_plugins_step_and_reaches_the_nodes() -> No
 
 
 def test_pluggy_tracing_sees_every_image_transform_call() -> None:
-    pm = plugin_host.manager([Env("A", "1"), Env("B", "2")])
+    pm = plugin_host.manager([Env("A", "1"), Env("B", "2")], defaults=())  # the user's plugins' calls only
     calls: list[str] = []
     pm.add_hookcall_monitoring(lambda name, impls, kwargs: calls.append(name), lambda *_: None)
     image = plugin_host.fold_image(pm, sky.Image(), None)
@@ -137,7 +137,13 @@ def test_plugins_are_named_by_entry_point_or_class() -> None:
     assert plugin_host.plugin_label(sky.plugins.joblib()) == "joblib"
     assert plugin_host.plugin_label(Env("A", "1")) == "Env"
     pm = plugin_host.manager([Env("A", "1"), Env("B", "2"), sky.plugins.joblib()])
-    assert {pm.get_name(p) for p in pm.get_plugins()} == {"Env#1", "Env#2", "joblib", "skyward.code_shipping"}
+    assert {pm.get_name(p) for p in pm.get_plugins()} == {
+        "Env#1",
+        "Env#2",
+        "joblib",
+        "skyward.code_shipping",
+        "skyward.volumes",
+    }
 
 
 class FailsOnExit:

@@ -6,8 +6,12 @@ They are registered on every pool's plugin manager before the user's plugins, un
 from __future__ import annotations
 
 from skyward.default_plugins.code_shipping import CodeShipping
+from skyward.volumes.plugin import Volumes
 
 #: (name, plugin) pairs, in the order their hooks run (before the user's plugins).
-DEFAULT_PLUGINS: tuple[tuple[str, object], ...] = (("skyward.code_shipping", CodeShipping()),)
+DEFAULT_PLUGINS: tuple[tuple[str, object], ...] = (
+    ("skyward.code_shipping", CodeShipping()),
+    ("skyward.volumes", Volumes()),
+)
 
-__all__ = ["DEFAULT_PLUGINS", "CodeShipping"]
+__all__ = ["DEFAULT_PLUGINS", "CodeShipping", "Volumes"]

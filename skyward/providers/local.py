@@ -28,6 +28,7 @@ from skyward.link import Link
 from skyward.providers.agent_session import AgentOutput, Announcement
 from skyward.providers.base import NodeInfo, StartedNode, WorkerExit, casty_link
 from skyward.spec import ClusterSpec
+from skyward.volumes import agent_entries
 
 # The agent runs isolated (-I: no working directory or user site on sys.path, no PYTHON* variables), so that a
 # json.py where the client happens to run cannot shadow the stdlib in the worker. The node must still import what
@@ -165,6 +166,7 @@ class LocalDeployment:
             executor=cluster.worker.executor,
             lease=lease,
             nodes_on_machine=cluster.nodes,  # they share this machine's CPUs
+            volumes=agent_entries(cluster.volumes),  # mounted by the agent (credentials on stdin)
         )
         assert popen.stdin is not None and popen.stdout is not None
         popen.stdin.write(config.encode().encode())

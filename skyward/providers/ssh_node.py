@@ -24,6 +24,7 @@ from skyward.providers.agent_session import AgentOutput, Announcement
 from skyward.providers.base import NodeInfo, StartedNode, WorkerExit
 from skyward.providers.ssh_connect import HostSpec
 from skyward.spec import ClusterSpec
+from skyward.volumes import agent_entries
 
 if TYPE_CHECKING:
     import asyncssh
@@ -132,6 +133,7 @@ async def start_worker(
         executor=cluster.worker.executor,
         lease=lease,
         nodes_on_machine=nodes_on_machine,
+        volumes=agent_entries(cluster.volumes),  # mounted by the agent (credentials on stdin)
     )
     environment = {**image.env, "PYTHONUNBUFFERED": "1"}
     # A command that fails at once (no such interpreter) may have closed the channel already: its output,

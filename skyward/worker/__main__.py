@@ -17,15 +17,20 @@ import os
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from skyward import transport
 from skyward.agent_config import AgentConfig, AgentConfigError
 from skyward.blobs import BlobStore
+from skyward.volumes.client import VolumeError
 from skyward.worker import READY_PREFIX, task_output
 from skyward.worker.agent import REPLY_CACHE_BYTES, TaskRunner
 from skyward.worker.native_threads import limit_native_threads
 from skyward.worker.slots import make_slots
 from skyward.worker.thread_warnings import install as per_thread_warning_filters
+
+if TYPE_CHECKING:
+    from skyward.volumes.mount import MountedVolumes
 
 BLOB_CACHE_BYTES = 2 << 30  # the blob store's default size
 
@@ -71,6 +76,19 @@ async def _main(config: AgentConfig) -> None:
         raise server.exception()  # type: ignore[misc]
 
 
+def _mount_volumes(config: AgentConfig) -> MountedVolumes | None:
+    """Mount the pool's volumes before the ready line, so they are there for the first task; exit saying why
+    when one cannot be mounted (the provider shows this output in the pool's start error)."""
+    if not config.volumes:
+        return None
+    from skyward.volumes.mount import mount_volumes  # ctypes & co. only on nodes with volumes
+
+    try:
+        return mount_volumes(config.volumes, lambda line: print(line, flush=True))
+    except (VolumeError, OSError) as exc:
+        sys.exit(f"skyward worker: {exc}")
+
+
 def main() -> None:
     line = sys.stdin.readline()
     if not line:
@@ -79,6 +97,7 @@ def main() -> None:
         config = AgentConfig.decode(line)
     except AgentConfigError as exc:
         sys.exit(f"skyward worker: {exc}")
+    volumes = _mount_volumes(config)  # first: unshare() needs this process to be single threaded still
     # Before any task imports numpy & co.: their thread pools are sized once, at import.
     limit_native_threads(config.nodes_on_machine, config.concurrency)
     if config.executor == "thread":  # concurrent tasks' catch_warnings must not mix
@@ -86,6 +105,8 @@ def main() -> None:
     try:
         asyncio.run(_main(config))
     finally:
+        if volumes is not None:
+            volumes.release()  # s3fs finishes uploads of closed files, then unmounts
         sys.stdout.flush()
     # Slot threads may still be running user code; they must not keep the node alive.
     os._exit(0)

@@ -31,6 +31,7 @@ import skyward as sky
 NODES = 2
 CIDR = "198.51.100.7/32"
 SSH_TIMEOUT = 2.0
+PROFILE = "skyward-test-nodes"  # an instance profile the nodes get (their own credentials, e.g. for S3)
 
 
 @dataclass
@@ -95,7 +96,15 @@ def launch(moto_endpoint: str, moto_ami: str, tmp_path_factory: pytest.TempPathF
             )
 
         recorder.on("before-parameter-build.ec2.DescribeInstances", while_waiting)
-        provider = sky.AWS(ami=moto_ami, ssh_cidr="198.51.100.7", ssh_timeout=SSH_TIMEOUT, quiet=True)
+        iam = boto3.client("iam", region_name=REGION)
+        iam.create_instance_profile(InstanceProfileName=PROFILE)
+        provider = sky.AWS(
+            ami=moto_ami,
+            ssh_cidr="198.51.100.7",
+            ssh_timeout=SSH_TIMEOUT,
+            quiet=True,
+            iam_instance_profile=PROFILE,
+        )
         started = time.monotonic()
         with pytest.raises(sky.ProvisionError) as failure:
             with sky.ComputePool(provider=provider, nodes=NODES, cpu=4, memory="16GB"):
@@ -147,6 +156,12 @@ def test_the_calls_made_in_order(launch: Launch) -> None:
     assert (runs[0].params["MinCount"], runs[0].params["MaxCount"]) == (1, NODES)
     assert [r.params.get("InstanceMarketOptions") for r in runs[1:]] == [None] * (len(runs) - 1)
     assert len(launch.during["instances"]) == NODES
+
+
+def test_the_instances_get_the_instance_profile_asked(launch: Launch) -> None:
+    assert {r.params["IamInstanceProfile"]["Name"] for r in launch.of("RunInstances")} == {PROFILE}
+    for instance in launch.during["instances"]:
+        assert instance["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{PROFILE}")
 
 
 def test_the_instance_type_is_the_smallest_with_the_cpu_and_memory_asked(launch: Launch) -> None:

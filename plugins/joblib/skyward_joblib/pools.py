@@ -9,7 +9,7 @@ them. ``skyward.integrations`` re-exports these names lazily, so the core import
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from skyward.image import Image
 from skyward.pool import ComputePool, current_pool
 from skyward.providers.base import Provider
 from skyward.spec import DEFAULT_ALLOCATION, Worker
+from skyward.volumes import S3Volume
 from skyward_joblib.activation import skyward_backend
 from skyward_joblib.backend import SkywardBackend
 from skyward_joblib.plugin import JoblibPlugin
@@ -75,6 +76,7 @@ class JoblibPool(ComputePool):
         joblib_version: joblib for the nodes; ``None`` pins the client's version.
         vcpus: another name for ``cpu``; give one of the two.
         memory_gb: ``memory`` as a number of GB (``memory_gb=16`` is ``memory="16GB"``); give one of the two.
+        volume: `sky.S3Volume` entries each node mounts before its first task (see `ComputePool`).
 
     Example::
 
@@ -98,6 +100,7 @@ class JoblibPool(ComputePool):
         *,
         vcpus: int | None = None,
         memory_gb: float | None = None,
+        volume: Sequence[S3Volume] | None = None,
     ) -> None:
         super().__init__(
             **pool_arguments(
@@ -114,5 +117,6 @@ class JoblibPool(ComputePool):
                 allocation=allocation,
                 vcpus=vcpus,
                 memory_gb=memory_gb,
+                volume=volume,
             )
         )

@@ -7,7 +7,7 @@ plugins=[sky.plugins.sklearn()])``; resource parameters go to `ComputePool` as i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from skyward_joblib import JoblibPlugin, SkywardBackend
@@ -17,6 +17,7 @@ from skyward.image import Image
 from skyward.pool import ComputePool
 from skyward.providers.base import Provider
 from skyward.spec import DEFAULT_ALLOCATION
+from skyward.volumes import S3Volume
 from skyward_sklearn.plugin import SklearnPlugin
 
 
@@ -65,6 +66,7 @@ class ScikitLearnPool(ComputePool):
         *,
         vcpus: int | None = None,
         memory_gb: float | None = None,
+        volume: Sequence[S3Volume] | None = None,
     ) -> None:
         def make_plugin(task_timeout: float | None) -> object:
             plugin = SklearnPlugin(sklearn_version, task_timeout=task_timeout)
@@ -87,5 +89,6 @@ class ScikitLearnPool(ComputePool):
                 allocation=allocation,
                 vcpus=vcpus,
                 memory_gb=memory_gb,
+                volume=volume,
             )
         )

@@ -78,6 +78,8 @@ class AWS:
         user: the login of the AMI (``"ubuntu"`` on the default AMIs).
         python: the interpreter on the nodes; ``None`` is ``python3.X`` for the client's 3.X.
         disk_gb: size of each instance's root volume (at least the AMI's own).
+        iam_instance_profile: an IAM instance profile (its name, or its ARN) to attach to every instance: the
+            nodes' own AWS credentials, e.g. for ``sky.S3Volume(..., credentials="instance-profile")``.
         address: how nodes are reached: ``"public"`` (their public IP), ``"private"`` (from inside the VPC;
             needs `ssh_cidr`), or a function of the instance (``DescribeInstances``' description of it) that
             returns ``"host[:port]"`` (a bastion's port forward, say; needs `ssh_cidr`).
@@ -110,6 +112,7 @@ class AWS:
     user: str = DEFAULT_AMI_USER
     python: str | None = None
     disk_gb: int = 30
+    iam_instance_profile: str | None = None
     address: Address = "public"
     host_keys: HostKeyPolicy = "console-or-first-use"
     host_key_wait: float = 60.0
@@ -129,6 +132,9 @@ class AWS:
         # Mistakes surface here, at construction, rather than after instances have been paid for.
         if self.ssh_cidr is not None:
             _check_cidr_width(normalise_cidr(self.ssh_cidr), self.allow_wide_ssh_cidr)
+        profile = self.iam_instance_profile
+        if profile is not None and (not isinstance(profile, str) or not profile.strip()):
+            raise ValueError(f"AWS(iam_instance_profile=...) must be a profile name or ARN, got {profile!r}")
         if not self.ssh_timeout > 0:
             raise ValueError(f"AWS(ssh_timeout=...) must be positive, got {self.ssh_timeout!r}")
         if self.host_key_wait < 0:

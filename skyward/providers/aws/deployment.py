@@ -79,6 +79,7 @@ class AWSDeployment:
             group_id,
             provider.disk_gb,
             provider.address == "public",
+            provider.iam_instance_profile,
         )
         self.resources.launching()
         ids = launch_instances(

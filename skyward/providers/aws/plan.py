@@ -157,9 +157,16 @@ def _vpc(clients: AwsClients, subnet_id: str | None) -> str:
 
 
 def run_request(
-    plan: LaunchPlan, pool_id: str, key_name: str, group_id: str, disk_gb: int, public: bool
+    plan: LaunchPlan,
+    pool_id: str,
+    key_name: str,
+    group_id: str,
+    disk_gb: int,
+    public: bool,
+    instance_profile: str | None = None,
 ) -> dict[str, Any]:
-    """``RunInstances`` arguments for the plan's instances, but the counts and the market."""
+    """``RunInstances`` arguments for the plan's instances, but the counts and the market; `instance_profile`
+    (a name or an ARN) gives the instances their own credentials."""
     request: dict[str, Any] = {
         "ImageId": plan.image.ami,
         "InstanceType": plan.instance_type.name,
@@ -183,6 +190,9 @@ def run_request(
             *pool_tags(pool_id, "volume"),
         ],
     }
+    if instance_profile is not None:
+        key = "Arn" if instance_profile.startswith("arn:") else "Name"
+        request["IamInstanceProfile"] = {key: instance_profile}
     if plan.subnet_id is not None and public:
         # A subnet of the user's may not give public addresses by default: ask for one explicitly.
         request["NetworkInterfaces"] = [

@@ -23,6 +23,7 @@ from skyward.providers.base import NodeInfo, StartedNode, WorkerExit, casty_link
 from skyward.providers.slurm.allocation import Allocation
 from skyward.providers.slurm.shell import Process, Shell
 from skyward.spec import ClusterSpec
+from skyward.volumes import agent_entries
 
 if TYPE_CHECKING:
     from skyward.providers.slurm.provider import Slurm
@@ -128,6 +129,7 @@ class SlurmDeployment:
             lease=launch.lease,
             nodes_on_machine=1,  # one agent per node: the job's nodes are distinct machines
             bind=self.addresses[host],  # the node's NodeAddr: the client (or the login node) dials it there
+            volumes=agent_entries(launch.cluster.volumes),  # mounted by the agent (credentials on stdin)
         )
         assert process.stdin is not None
         try:
