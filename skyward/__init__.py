@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from skyward.compute import PendingCall, PendingGroup, compute, gather
     from skyward.hooks import hookimpl, hookspec
     from skyward.pool import Compute, ComputePool, current_pool
-    from skyward.providers import AWS, SSH, Local, NodeInfo, Slurm
+    from skyward.providers import AWS, SSH, Local, NodeInfo, Slurm, Verda
 
 __version__ = "0.1.0"
 
@@ -53,6 +53,7 @@ _LAZY = {
     "Slurm": "skyward.providers",
     "Local": "skyward.providers",
     "NodeInfo": "skyward.providers",
+    "Verda": "skyward.providers",
 }
 
 
@@ -90,6 +91,7 @@ __all__ = [
     "Resources",
     "SkywardError",
     "Slurm",
+    "Verda",
     "Worker",
     "WorkerCrashed",
     "compute",
