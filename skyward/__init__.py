@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from skyward.compute import PendingCall, PendingGroup, compute, gather
     from skyward.hooks import hookimpl, hookspec
     from skyward.pool import Compute, ComputePool, current_pool
-    from skyward.providers import AWS, SSH, Local, NodeInfo, Slurm, Verda
+    from skyward.providers import AWS, SSH, Local, NodeInfo, Slurm, VastAI, Verda
 
 __version__ = "0.1.0"
 
@@ -54,6 +54,7 @@ _LAZY = {
     "Local": "skyward.providers",
     "NodeInfo": "skyward.providers",
     "Verda": "skyward.providers",
+    "VastAI": "skyward.providers",
 }
 
 
@@ -91,6 +92,7 @@ __all__ = [
     "Resources",
     "SkywardError",
     "Slurm",
+    "VastAI",
     "Verda",
     "Worker",
     "WorkerCrashed",

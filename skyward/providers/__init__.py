@@ -16,10 +16,11 @@ if TYPE_CHECKING:
     from skyward.providers.rented.deployment import RentedDeployment
     from skyward.providers.slurm import Slurm, SlurmDeployment
     from skyward.providers.ssh import SSH, SSHDeployment
+    from skyward.providers.vastai import VastAI
     from skyward.providers.verda import Verda
 
     def _conforms(
-        providers: tuple[Local, SSH, AWS, Slurm, Verda],
+        providers: tuple[Local, SSH, AWS, Slurm, Verda, VastAI],
         deployments: tuple[LocalDeployment, SSHDeployment, AWSDeployment, SlurmDeployment, RentedDeployment],
     ) -> tuple[list[Provider], list[Deployment]]:
         """Checked by mypy, never run: each built-in provider and deployment satisfies its protocol."""
@@ -32,6 +33,7 @@ _LAZY = {
     "Local": "skyward.providers.local",
     "Slurm": "skyward.providers.slurm",
     "Verda": "skyward.providers.verda",
+    "VastAI": "skyward.providers.vastai",
 }
 
 
@@ -42,4 +44,15 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["AWS", "SSH", "Deployment", "Local", "NodeInfo", "Provider", "Slurm", "StartedNode", "Verda"]
+__all__ = [
+    "AWS",
+    "SSH",
+    "Deployment",
+    "Local",
+    "NodeInfo",
+    "Provider",
+    "Slurm",
+    "StartedNode",
+    "VastAI",
+    "Verda",
+]
