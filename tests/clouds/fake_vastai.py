@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,7 @@ class FakeVast(FakeApi):
         self.offers = [dict(o) for o in OFFERS]
         self.taken: set[int] = set()  # offers someone else rents between the search and the pool's PUT
         self.unreachable: set[int] = set()
+        self.on_create: Callable[[], None] | None = None  # called once an instance exists, before the answer
         self.keys: dict[int, dict[str, Any]] = {}
         self.instances: dict[int, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []  # every PUT /asks body, with its offer id
@@ -180,6 +182,8 @@ class FakeVast(FakeApi):
             "start_date": time.time(),
             "extra_env": [],
         }
+        if self.on_create is not None:
+            self.on_create()
         return Reply(200, {"success": True, "new_contract": instance_id})
 
     def _row(self, instance: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ class FakeVerda(FakeApi):
             spot: [{"location_code": "FIN-01", "availabilities": names}] for spot in (False, True)
         }
         self.unreachable: set[int] = set()
+        self.on_create: Callable[[], None] | None = None  # called once an instance exists, before the answer
         self.tokens: set[str] = set()
         self.keys: dict[str, dict[str, Any]] = {}
         self.scripts: dict[str, dict[str, Any]] = {}
@@ -214,6 +216,8 @@ class FakeVerda(FakeApi):
             "is_spot": body["is_spot"],
             "_address": NOWHERE if index in self.unreachable else self.addresses[index],
         }
+        if self.on_create is not None:
+            self.on_create()
         return Reply(202, instance_id)
 
     def _public(self, instance: dict[str, Any]) -> dict[str, Any]:

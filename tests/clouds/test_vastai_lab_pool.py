@@ -162,3 +162,13 @@ def test_a_wrong_api_key_is_a_clear_error(vast: FakeVast) -> None:
         with sky.ComputePool(provider=provider(vast, api_key="wrong")):
             pass
     assert vast.left() == NOTHING
+
+
+def test_ctrl_c_while_an_instance_is_rented_leaves_nothing(vast: FakeVast) -> None:
+    # Ctrl-C after VastAI rented the offer and before the instance's id came back: only the cloud knows of it.
+    vast.on_create = lambda: os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), sky.ComputePool(provider=provider(vast)):
+        pytest.fail("the pool must not start")
+    assert vast.calls.count("PUT /api/v0/asks/{id}/") == 1
+    assert "GET /api/v0/instances/{id}/" not in vast.calls  # found by the listing, by its label
+    assert vast.left() == NOTHING

@@ -165,3 +165,13 @@ def test_wrong_credentials_are_a_clear_error(verda: FakeVerda) -> None:
         with sky.ComputePool(provider=provider(verda, client_secret="wrong")):
             pass
     assert verda.calls == ["POST /oauth2/token"]
+
+
+def test_ctrl_c_while_an_instance_is_created_leaves_nothing(verda: FakeVerda) -> None:
+    # Ctrl-C after Verda created the instance and before its id came back: only the cloud knows of it.
+    verda.on_create = lambda: os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), sky.ComputePool(provider=provider(verda)):
+        pytest.fail("the pool must not start")
+    assert verda.calls.count("POST /instances") == 1
+    assert "GET /instances/{id}" not in verda.calls  # the id was never read: the listing found the instance
+    assert verda.left() == NOTHING
