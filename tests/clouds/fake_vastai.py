@@ -12,6 +12,10 @@ Endpoints covered (``Authorization: Bearer <api key>`` on each):
   ``running`` with ``ssh_host``/``ssh_port`` (the proxy) and ``public_ipaddr``/``ports`` (direct).
 - ``GET /api/v1/instances/`` -> ``{"instances": [...], "next_token": null}``.
 - ``DELETE /api/v0/instances/{id}/`` -> ``{"success": true}``.
+- ``PUT /api/v0/instances/{id}/`` ``{"state": "stopped"}`` -> ``{"success": true}`` (stop).
+
+An instance's own key (``CONTAINER_API_KEY`` on the instance: `container_keys`) is accepted for that instance's
+stop, and for its destruction unless `scoped_may_destroy` is False.
 
 Instance ``n`` (in creation order) is lab host ``hosts[n]`` (sshd on port 22 of its address); the account's SSH
 keys are appended to the lab's ``authorized_keys`` when it is created, as VastAI's SSH mode does.
@@ -87,6 +91,8 @@ class FakeVast(FakeApi):
         self.offers = [dict(o) for o in OFFERS]
         self.taken: set[int] = set()  # offers someone else rents between the search and the pool's PUT
         self.unreachable: set[int] = set()
+        self.container_keys: dict[int, str] = {}
+        self.scoped_may_destroy = True
         self.on_create: Callable[[], None] | None = None  # called once an instance exists, before the answer
         self.keys: dict[int, dict[str, Any]] = {}
         self.instances: dict[int, dict[str, Any]] = {}
@@ -105,6 +111,7 @@ class FakeVast(FakeApi):
             ("GET", r"/api/v0/instances/(?P<id>\d+)/", self.show),
             ("GET", "/api/v1/instances/", self.list_instances),
             ("DELETE", r"/api/v0/instances/(?P<id>\d+)/", self.destroy),
+            ("PUT", r"/api/v0/instances/(?P<id>\d+)/", self.change),
         ]
 
     def left(self) -> dict[str, list[int]]:
@@ -207,8 +214,24 @@ class FakeVast(FakeApi):
         self._authorised(request)
         return Reply(200, {"instances": [self._row(i) for i in self.instances.values()], "next_token": None})
 
-    def destroy(self, request: Request) -> Reply:
+    def _scoped(self, request: Request, allowed: bool) -> None:
+        """The account's key, or (where `allowed`) the instance's own."""
+        own = self.container_keys.get(int(request.match["id"]))
+        if allowed and own is not None and request.headers.get("Authorization") == f"Bearer {own}":
+            return
         self._authorised(request)
+
+    def change(self, request: Request) -> Reply:
+        self._scoped(request, allowed=True)
+        instance = self.instances.get(int(request.match["id"]))
+        if instance is None:
+            raise ApiError(404, {"success": False, "error": "no_such_instance", "msg": "no such instance"})
+        if request.body.get("state") == "stopped":
+            instance.update(intended_status="stopped", actual_status="exited")
+        return Reply(200, {"success": True})
+
+    def destroy(self, request: Request) -> Reply:
+        self._scoped(request, allowed=self.scoped_may_destroy)
         if self.instances.pop(int(request.match["id"]), None) is None:
             raise ApiError(404, {"success": False, "error": "no_such_instance", "msg": "no such instance"})
         return Reply(200, {"success": True})

@@ -172,3 +172,32 @@ def test_ctrl_c_while_an_instance_is_rented_leaves_nothing(vast: FakeVast) -> No
     assert vast.calls.count("PUT /api/v0/asks/{id}/") == 1
     assert "GET /api/v0/instances/{id}/" not in vast.calls  # found by the listing, by its label
     assert vast.left() == NOTHING
+
+
+def _power_off(vast: FakeVast, instance_id: int, key: str) -> subprocess.CompletedProcess[str]:
+    """The watchdog's last step, run here as the instance would run it (its id and key in its environment)."""
+    from skyward.providers.vastai.onstart import power_off_command
+
+    env = dict(os.environ, CONTAINER_ID=str(instance_id), CONTAINER_API_KEY=key)
+    command = power_off_command(node_python(), vast.url)
+    return subprocess.run(
+        ["bash", "-c", command], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+
+
+def test_the_watchdog_destroys_its_instance_with_the_instance_key(lab_keys: Lab) -> None:
+    vast = FakeVast([], lab_keys.authorized_keys).start()
+    try:
+        vast.instances[7] = {"id": 7, "actual_status": "running", "intended_status": "running"}
+        vast.container_keys[7] = "scoped-7"
+        _power_off(vast, 7, "scoped-7")
+        assert vast.calls == ["DELETE /api/v0/instances/{id}/"] and 7 not in vast.instances
+        # Where the instance's key may not destroy, it stops the instance (no more GPU billed).
+        vast.instances[8] = {"id": 8, "actual_status": "running", "intended_status": "running"}
+        vast.container_keys[8] = "scoped-8"
+        vast.scoped_may_destroy = False
+        result = _power_off(vast, 8, "scoped-8")
+        assert vast.calls[1:] == ["DELETE /api/v0/instances/{id}/", "PUT /api/v0/instances/{id}/"]
+        assert vast.instances[8]["intended_status"] == "stopped" and "DELETE failed" in result.stdout
+    finally:
+        vast.stop()

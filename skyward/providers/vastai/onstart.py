@@ -17,7 +17,10 @@ DEFAULT_SERVER = "https://console.vast.ai"
 
 _STOP = r"""
 import json, os, urllib.request
-env = dict(v.split("=", 1) for v in open("/proc/1/environ").read().split("\0") if "=" in v)
+try:  # the container's first process holds them; the onstart script's own environment usually too
+    env = dict(v.split("=", 1) for v in open("/proc/1/environ").read().split("\0") if "=" in v)
+except OSError:
+    env = {}
 env.update(os.environ)
 url = "%s/api/v0/instances/%s/" % (SERVER, env.get("CONTAINER_ID", ""))
 headers = {"Authorization": "Bearer " + env.get("CONTAINER_API_KEY", ""), "Content-Type": "application/json"}
