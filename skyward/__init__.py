@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from skyward.compute import PendingCall, PendingGroup, compute, gather
     from skyward.hooks import hookimpl, hookspec
     from skyward.pool import Compute, ComputePool, current_pool
-    from skyward.providers import AWS, SSH, Local, NodeInfo, Slurm
+    from skyward.providers import AWS, SSH, Local, NodeInfo, Slurm, VastAI, Verda
     from skyward.volumes import S3Volume
 
 __version__ = "0.1.0"
@@ -55,6 +55,8 @@ _LAZY = {
     "Local": "skyward.providers",
     "NodeInfo": "skyward.providers",
     "S3Volume": "skyward.volumes",
+    "Verda": "skyward.providers",
+    "VastAI": "skyward.providers",
 }
 
 
@@ -93,6 +95,8 @@ __all__ = [
     "S3Volume",
     "SkywardError",
     "Slurm",
+    "VastAI",
+    "Verda",
     "Worker",
     "WorkerCrashed",
     "compute",

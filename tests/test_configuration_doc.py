@@ -105,6 +105,8 @@ SECTIONS: dict[str, Callable[[], Callable[..., Any]]] = {
     "### `sky.SSH`": lambda: sky.SSH,
     "### `sky.AWS`": lambda: sky.AWS,
     "### `sky.Slurm`": lambda: sky.Slurm,
+    "### `sky.Verda`": lambda: sky.Verda,
+    "### `sky.VastAI`": lambda: sky.VastAI,
     "### `sky.plugins.joblib(...)`": lambda: sky.plugins.load("joblib"),
     "### `sky.plugins.sklearn(...)`": lambda: sky.plugins.load("sklearn"),
     "## `pool.window(...)`": lambda: sky.ComputePool.window,

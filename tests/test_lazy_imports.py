@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("casty", "asyncssh", "boto3", "botocore", "cryptography")
+HEAVY = ("casty", "asyncssh", "boto3", "botocore", "cryptography", "verda", "vastai", "requests")
 
 PROBE = """
 import json, sys
@@ -14,6 +14,7 @@ before = set(sys.modules)
 import skyward as sky
 count = len(set(sys.modules) - before)
 sky.SSH(hosts=["127.0.0.1"]); sky.AWS(); sky.Local(); sky.Worker(concurrency=2)  # configuration only
+sky.Verda(); sky.VastAI()
 loaded = set(sys.modules) - before
 print(json.dumps({"count": count, "heavy": sorted(m for m in loaded if m.split(".")[0] in sys.argv[1:])}))
 """

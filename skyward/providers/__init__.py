@@ -13,12 +13,15 @@ from skyward.providers.base import Deployment, NodeInfo, Provider, StartedNode
 if TYPE_CHECKING:
     from skyward.providers.aws import AWS, AWSDeployment
     from skyward.providers.local import Local, LocalDeployment
+    from skyward.providers.rented.deployment import RentedDeployment
     from skyward.providers.slurm import Slurm, SlurmDeployment
     from skyward.providers.ssh import SSH, SSHDeployment
+    from skyward.providers.vastai import VastAI
+    from skyward.providers.verda import Verda
 
     def _conforms(
-        providers: tuple[Local, SSH, AWS, Slurm],
-        deployments: tuple[LocalDeployment, SSHDeployment, AWSDeployment, SlurmDeployment],
+        providers: tuple[Local, SSH, AWS, Slurm, Verda, VastAI],
+        deployments: tuple[LocalDeployment, SSHDeployment, AWSDeployment, SlurmDeployment, RentedDeployment],
     ) -> tuple[list[Provider], list[Deployment]]:
         """Checked by mypy, never run: each built-in provider and deployment satisfies its protocol."""
         return list(providers), list(deployments)
@@ -29,6 +32,8 @@ _LAZY = {
     "SSH": "skyward.providers.ssh",
     "Local": "skyward.providers.local",
     "Slurm": "skyward.providers.slurm",
+    "Verda": "skyward.providers.verda",
+    "VastAI": "skyward.providers.vastai",
 }
 
 
@@ -39,4 +44,15 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["AWS", "SSH", "Deployment", "Local", "NodeInfo", "Provider", "Slurm", "StartedNode"]
+__all__ = [
+    "AWS",
+    "SSH",
+    "Deployment",
+    "Local",
+    "NodeInfo",
+    "Provider",
+    "Slurm",
+    "StartedNode",
+    "VastAI",
+    "Verda",
+]

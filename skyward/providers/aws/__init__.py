@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from skyward.bootstrap.progress import ProgressCallback
@@ -36,7 +36,7 @@ from skyward.providers.aws.deployment import ORPHAN_AGE, AWSDeployment
 from skyward.providers.aws.plan import make_plan
 from skyward.providers.aws.reach import normalise_cidr
 from skyward.providers.aws.wait import HostKeyPolicy
-from skyward.providers.ssh import SSH
+from skyward.providers.rented.settings import check_ssh_options
 from skyward.providers.ssh_connect import HostSpec
 from skyward.redact import redacted_repr
 from skyward.spec import ClusterSpec
@@ -44,10 +44,6 @@ from skyward.spec import ClusterSpec
 __all__ = ["AWS", "ORPHAN_AGE", "AWSDeployment"]
 
 Address = Literal["public", "private"] | Callable[[Mapping[str, Any]], str]
-# sky.SSH settings that the AWS provider sets itself: they are not for `ssh_options`.
-_OWN_SSH_SETTINGS = frozenset(
-    {"hosts", "key_file", "known_hosts", "verify_host_keys", "python", "quiet", "progress"}
-)
 
 
 @dataclass(frozen=True)
@@ -151,13 +147,7 @@ class AWS:
             )
         if not isinstance(self.disk_gb, int) or self.disk_gb < 8:
             raise ValueError(f"AWS(disk_gb=...) must be an int >= 8, got {self.disk_gb!r}")
-        known = {f.name for f in fields(SSH) if f.init} - _OWN_SSH_SETTINGS
-        unknown = sorted(set(self.ssh_options) - known)
-        if unknown:
-            raise ValueError(
-                f"AWS(ssh_options=...) does not take {', '.join(unknown)}; it takes {', '.join(sorted(known))}"
-            )
-        object.__setattr__(self, "ssh_options", dict(self.ssh_options))
+        object.__setattr__(self, "ssh_options", check_ssh_options("AWS", self.ssh_options))
 
     def launch(self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> AWSDeployment:
         """Launch and bootstrap `cluster.nodes` instances; see the module docstring for the steps."""

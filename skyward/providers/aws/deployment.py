@@ -8,7 +8,6 @@ with known host keys, then hands them to `sky.SSH`, which bootstraps and starts 
 from __future__ import annotations
 
 import ipaddress
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from skyward.providers.aws.resources import PoolResources, sweep_orphans
 from skyward.providers.aws.teardown import release_outliving_interrupts
 from skyward.providers.aws.wait import ReadyNode, wait_for_nodes
 from skyward.providers.base import StartedNode, WorkerExit
+from skyward.providers.rented.keys import new_key, write_private
 from skyward.providers.ssh import SSH, SSHDeployment
 from skyward.spec import ClusterSpec
 
@@ -64,7 +64,7 @@ class AWSDeployment:
     ) -> None:
         provider = self._provider
         key_file = self.workdir / "id_ed25519"
-        public_key = _new_key(key_file, comment=f"skyward {self.pool_id}")
+        public_key = new_key(key_file, comment=f"skyward {self.pool_id}")
         self.resources.import_key_pair(public_key)
         group_id = self.resources.create_security_group(plan.vpc_id, plan.cidr)
         if ipaddress.ip_network(plan.cidr).num_addresses > 1:
@@ -108,8 +108,7 @@ class AWSDeployment:
             for node in self.ready
             for line in known_hosts_lines(node.host, node.port, list(node.keys))
         )
-        with os.fdopen(os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-            out.write(text)
+        write_private(known_hosts, text)
         settings: dict[str, Any] = {
             **provider.ssh_options,
             "quiet": provider.quiet,
@@ -161,14 +160,3 @@ class AWSDeployment:
                 self.ssh.close()
         finally:
             release_outliving_interrupts(self.resources, self.workdir)
-
-
-def _new_key(path: Path, comment: str) -> str:
-    """Write a fresh ed25519 private key to `path` (mode 0600); returns its public key in OpenSSH format."""
-    import asyncssh
-
-    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(key.export_private_key("openssh"))
-    return key.export_public_key("openssh").decode().strip()

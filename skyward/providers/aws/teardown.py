@@ -1,6 +1,7 @@
-"""The cloud half of an AWS pool's teardown, in a thread that a second Ctrl-C does not stop.
+"""The cloud half of a pool's teardown, in a thread that a second Ctrl-C does not stop.
 
 The interpreter waits for the thread before it exits, so an impatient user still leaves no instance running.
+`run_outliving_interrupts` is shared by every provider that rents machines (AWS, Verda, VastAI).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from skyward.providers.aws.resources import CleanupFailed, PoolResources
@@ -17,13 +19,21 @@ logger = logging.getLogger("skyward.aws")
 
 def release_outliving_interrupts(resources: PoolResources, workdir: Path) -> None:
     """Terminate the pool's instances and delete its group and key pair (`PoolResources.release`), then remove
-    `workdir`, in a non-daemon thread: an interrupted wait (a second Ctrl-C) leaves it running, and the
-    interpreter waits for it before exiting. Failures are logged (``skyward.aws``, ERROR), not raised: they would only hide the error
-    that ended the pool."""
-    pool_id = resources.pool_id
+    `workdir` (see `run_outliving_interrupts`)."""
+    run_outliving_interrupts(resources.release, resources.pool_id, workdir, "AWS", logger)
+
+
+def run_outliving_interrupts(
+    release: Callable[[], None], pool_id: str, workdir: Path, cloud: str, log: logging.Logger
+) -> None:
+    """Run `release`, then remove `workdir`, in a non-daemon thread: an interrupted wait (a second Ctrl-C)
+    leaves it running, and the interpreter waits for it before exiting. Failures are logged on `log` (ERROR),
+    not raised: they would only hide the error that ended the pool."""
     released = threading.Event()
     releasing = threading.Thread(
-        target=_release, args=(resources, workdir, released), name=f"skyward-teardown-{pool_id}"
+        target=_release,
+        args=(release, pool_id, workdir, cloud, log, released),
+        name=f"skyward-teardown-{pool_id}",
     )
     releasing.start()
     try:
@@ -33,20 +43,29 @@ def release_outliving_interrupts(resources: PoolResources, workdir: Path) -> Non
         while not released.wait(0.2):
             pass
     except KeyboardInterrupt:
-        logger.warning(
-            "skyward is still removing the AWS resources of %s; the program exits once they are gone", pool_id
+        log.warning(
+            "skyward is still removing the %s resources of %s; the program exits once they are gone",
+            cloud,
+            pool_id,
         )
         raise
 
 
-def _release(resources: PoolResources, workdir: Path, released: threading.Event) -> None:
+def _release(
+    release: Callable[[], None],
+    pool_id: str,
+    workdir: Path,
+    cloud: str,
+    log: logging.Logger,
+    released: threading.Event,
+) -> None:
     try:
-        resources.release()
+        release()
     except CleanupFailed as exc:
         # Loud, with what to do by hand; raising here would only hide the error that ended the pool.
-        logger.error("%s", exc)
+        log.error("%s", exc)
     except Exception as exc:  # noqa: BLE001
-        logger.error("removing the AWS resources of %s failed: %r", resources.pool_id, exc)
+        log.error("removing the %s resources of %s failed: %r", cloud, pool_id, exc)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         released.set()

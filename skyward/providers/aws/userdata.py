@@ -43,8 +43,18 @@ def watchdog_times(ssh_timeout: float, host_key_wait: float, lease: float) -> Wa
     return WatchdogTimes(connect_grace=ssh_timeout + host_key_wait + 120, idle=max(lease, 60) + 60)
 
 
-def watchdog_script(times: WatchdogTimes, *, worker_pattern: str = WORKER_PATTERN, ssh_port: int = 22) -> str:
-    """The watchdog as a bash script. It runs ``shutdown -h now`` when the client is gone, then exits."""
+POWER_OFF = 'shutdown -h now "skyward: $reason"'
+
+
+def watchdog_script(
+    times: WatchdogTimes,
+    *,
+    worker_pattern: str = WORKER_PATTERN,
+    ssh_port: int = 22,
+    power_off: str = POWER_OFF,
+) -> str:
+    """The watchdog as a bash script. It runs `power_off` (``shutdown -h now`` by default; ``$reason`` says
+    why) when the client is gone, then exits."""
     return f"""#!/bin/bash
 # skyward node watchdog: power the node off once its skyward client is gone.
 set -u
@@ -77,7 +87,7 @@ while true; do
     sleep "$POLL"
 done
 echo "skyward watchdog: $reason; powering off" >&2
-shutdown -h now "skyward: $reason"
+{power_off}
 """
 
 
