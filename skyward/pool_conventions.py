@@ -72,8 +72,9 @@ class PoolConventions(Executor):
         Args:
             wait: wait for every unfinished task to end before ending the pool; ``False`` returns at once and
                 ends the pool in the background once they have.
-            cancel_futures: cancel every unfinished task first (unlike the standard library, this also stops
-                tasks already running where they can be stopped: see `concurrent.futures.Future.cancel`).
+            cancel_futures: cancel every unfinished task first (`cancel_all`: unlike the standard library, the
+                futures of running tasks are cancelled too; a process slot stops its task, a thread slot runs it
+                to its end and its result is dropped).
         """
         if cancel_futures:
             self.cancel_all()
