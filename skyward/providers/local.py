@@ -48,10 +48,12 @@ class Local:
     Attributes:
         start_timeout: seconds a worker may take to start listening.
         forward_output: print what tasks print, prefixed with the node's name.
+        quiet: show no progress (the automatic bar of a long ``pool.map`` or joblib call in a terminal).
     """
 
     start_timeout: float = 60.0
     forward_output: bool = True
+    quiet: bool = False
     name: str = field(default="local", init=False)
     shares_client_files: bool = field(default=True, init=False)
 

@@ -81,7 +81,7 @@ class Slurm:
         start_timeout: seconds the job may wait in the queue; then it is cancelled and the pool fails.
         agent_timeout: seconds an agent may take to start on its node once the job runs.
         forward_output: print what tasks print, each line prefixed with the node's name.
-        quiet: do not print the job's progress (queued, its reason, running).
+        quiet: show no progress (the job queued, its reason, running; nor the automatic bar of a long call).
         progress: called with each progress line instead of printing it.
     """
 
