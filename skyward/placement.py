@@ -76,6 +76,7 @@ class Placement:
         orphans = [task for task in node.running.values() if not task.future.done()]
         for task in list(node.running.values()):
             self.unplace(task, node)
+        self.index.refresh(node)  # even when it held nothing: else its stale entry stays the least loaded
         self.index.recount()
         return orphans
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from skyward import settling
 from skyward.delivery import Delivered, Delivery
 from skyward.dispatch import Dispatcher, Replied
-from skyward.errors import NodeLost, SkywardError
+from skyward.errors import NodeLost, SkywardError, describe_exit
 from skyward.futures import CANCEL_TIMEOUT, TaskFuture
 from skyward.ioloop import EventLoopThread
 from skyward.link import Link
@@ -174,8 +174,8 @@ class Scheduler:
             if self._closed or not node.alive or (generation is not None and generation != node.generation):
                 return
             self.placement.set_state(node, alive=False, recovering=True)
-        logger.warning("node %s is down: %s", node.name, reason)
-        if self._on_node_down is not None:
+        if self._on_node_down is not None:  # it answers with one WARNING: the node crashed, or is lost
+            logger.info("node %s is down: %s; finding out why", node.name, reason)
             self._on_node_down(index, reason)
         else:
             self.node_lost(index, reason)
@@ -184,17 +184,26 @@ class Scheduler:
         """Node `index` is gone for good (its machine or link): its tasks go elsewhere, `retries` times."""
         node = self.nodes[index]
         with self._lock:
+            if node.alive or node.recovering:  # once per node; before its tasks' errors are handed over
+                logger.warning("node %s is lost: %s", node.name, reason)
             failed = settling.lose_node(self.placement, node, reason, retries=self._retries)
             placed = self._settle_locked(node, failed)
         self._go(placed)
-        logger.warning("node %s is lost: %s", node.name, reason)
 
     def node_crashed(
-        self, index: int, exit_code: int | None, signal: int | None, output: tuple[str, ...], *, restart: bool
+        self,
+        index: int,
+        exit_code: int | None,
+        signal: int | None,
+        output: tuple[str, ...],
+        *,
+        restart: bool,
+        down_reason: str = "",
     ) -> bool:
         """Node `index`'s worker process died (its machine is still there): charges the crash to the tasks in
         its slots, sends them again (or fails those out of crashes), and answers whether the node is to be
-        restarted (it then waits, `recovering`, for `node_restarted` or `node_lost`)."""
+        restarted (it then waits, `recovering`, for `node_restarted` or `node_lost`). Logs one WARNING with the
+        exit code or signal (and `down_reason`, how the client noticed)."""
         node = self.nodes[index]
         retries, max_crashes = self._retries, self._max_task_crashes
         with self._lock:
@@ -202,6 +211,17 @@ class Scheduler:
                 self.placement, node, exit_code, signal, output, restart=restart, retries=retries,
                 max_task_crashes=max_crashes,
             )  # fmt: skip
+            # Logged before its tasks' outcomes are handed over: the warning comes before their errors (rare).
+            outcome = (
+                "restarting it"
+                if again
+                else f"not restarting it: {settling.no_restart_reason(restart, node)}"
+            )
+            noticed = f" (seen as: {down_reason})" if down_reason else ""
+            died = describe_exit(exit_code, signal)
+            logger.warning(
+                "node %s is down: its worker process died (%s); %s%s", node.name, died, outcome, noticed
+            )
             placed = self._settle_locked(node, failed)
         self._go(placed)
         return again
