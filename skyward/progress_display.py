@@ -5,11 +5,13 @@ in a terminal a live table of the nodes (one row each: phase, elapsed, details) 
 otherwise (a log file, CI, a pipe) one plain line per event and a line per tenth of a call's tasks, so that logs
 stay readable. Everything goes to stderr unless told otherwise; providers' ``quiet=True`` shows nothing.
 
-This is the one place skyward writes progress; everything else it says goes through `logging`.
+This is the one place skyward writes progress; everything else it says goes through `logging` (and the status
+lines of providers, `status_line`, are INFO records of their loggers as well).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -27,6 +29,15 @@ def is_terminal(stream: IO[str]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # closed, or a file-like without isatty
         return False
+
+
+def status_line(log: logging.Logger, record: str, line: str, *, shown: bool) -> None:
+    """A provider's status message (instances launched, a Slurm job queued): an INFO record of `log` (its
+    named logger), and `line` on stderr unless the provider is quiet (`shown` False): what a pool shows by
+    default, without logging configured. Warnings are not status: they go to their logger only."""
+    log.info("%s", record)
+    if shown:
+        print(line, file=sys.stderr, flush=True)
 
 
 class BootstrapDisplay:

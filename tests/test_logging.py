@@ -6,15 +6,19 @@ tests/security.)
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import signal
 import time
+import types
+from pathlib import Path
 
 import pytest
 
 import skyward as sky
 from skyward.bootstrap.progress import BootstrapEvent
+from skyward.providers.aws.deployment import AWSDeployment
 from skyward.providers.ssh_deployment import _show
 
 
@@ -39,12 +43,60 @@ def test_a_broken_slurm_progress_callback_is_a_warning_of_skyward_slurm(
     assert "RuntimeError: display broke" in record.getMessage()
 
 
-def test_without_a_callback_progress_is_printed_not_logged(
+def test_without_a_callback_slurm_status_is_a_line_and_an_info_record(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    caplog.set_level(logging.INFO, logger="skyward")
     sky.Slurm()._report("slurm job 7: RUNNING")
-    assert not caplog.records
-    assert "slurm job 7: RUNNING" in capsys.readouterr().err
+    assert "skyward: slurm job 7: RUNNING" in capsys.readouterr().err
+    sky.Slurm(quiet=True)._report("slurm job 7: COMPLETING")
+    assert capsys.readouterr().err == ""
+    records = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    assert records == [
+        ("skyward.slurm", logging.INFO, "slurm job 7: RUNNING"),
+        ("skyward.slurm", logging.INFO, "slurm job 7: COMPLETING"),
+    ]
+
+
+def test_aws_status_is_a_line_and_an_info_record_of_skyward_aws(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO, logger="skyward")
+    for quiet in (False, True):
+        deployment = types.SimpleNamespace(_provider=types.SimpleNamespace(quiet=quiet), pool_id="sky-1234")
+        AWSDeployment._say(deployment, "launching 2 x t3.micro")  # type: ignore[arg-type]
+    assert capsys.readouterr().err == "skyward [aws sky-1234] launching 2 x t3.micro\n"  # quiet: no line
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("skyward.aws", logging.INFO, "sky-1234: launching 2 x t3.micro")
+    ] * 2
+
+
+# Modules that may print: the progress display (opt-in, on stderr), the command line's output, and the node
+# agent's ready line (its protocol with the client, on stdout).
+PRINT_ALLOWED = {"progress_display.py", "bootstrap/progress.py", "worker/__main__.py", "cli/"}
+
+
+def test_no_bare_print_outside_the_display_and_the_command_line() -> None:
+    package = Path(sky.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if any(relative == allowed or relative.startswith(allowed) for allowed in PRINT_ALLOWED if allowed):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                found.append(f"{relative}:{node.lineno}")
+    assert found == [], f"print() outside the display: {found}; use a named logger (skyward.<area>)"
+
+
+def test_the_worker_prints_only_its_ready_line() -> None:
+    source = (Path(sky.__file__).parent / "worker" / "__main__.py").read_text()
+    calls = [
+        ast.unparse(node)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+    ]
+    assert len(calls) == 1 and "READY_PREFIX" in calls[0], calls
 
 
 def _node_warnings(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:

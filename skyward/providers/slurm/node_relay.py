@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -107,6 +108,17 @@ def _start_relay(bind: str, agent_port: int) -> int:
     return port[0]
 
 
+def _relay_log() -> logging.Logger:
+    """The relay's logger: its records go to stdout, the stream the client forwards as this node's output."""
+    log = logging.getLogger("skyward.slurm.relay")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    return log
+
+
 def main() -> None:
     settings = json.loads(_read_line(0))
     env = {**os.environ, **{str(k): str(v) for k, v in settings.get("env", {}).items()}}
@@ -128,7 +140,7 @@ def main() -> None:
             try:
                 port = _start_relay(settings["bind"], int(fields["port"]))
             except OSError as exc:
-                print(f"skyward node relay: {exc}", flush=True)
+                _relay_log().error("skyward node relay: %s", exc)
                 agent.kill()
                 break
             fields["relay"] = port
