@@ -36,14 +36,14 @@ def _chunks(items: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[
 class PoolConventions(Executor):
     """`concurrent.futures.Executor`, notebook and asyncio entry points over the pool's own lifecycle."""
 
-    # Provided by ComputePool.
+    # What ComputePool provides: its own lifecycle and scheduler, which the conventions below are written over.
     __enter__: Callable[[], Self]
     __exit__: Callable[..., None]
     submit: Callable[..., TaskFuture]  # type: ignore[assignment]
     cancel_all: Callable[[], int]
-
-    def _unfinished(self) -> list[TaskFuture]:
-        raise NotImplementedError
+    _unfinished: Callable[[], list[TaskFuture]]  # the futures of every task waiting or in flight
+    _enter_context: Callable[[], None]  # make it the current pool of the caller's context (``>> sky``)
+    _leave_context: Callable[[], None]
 
     # --- concurrent.futures.Executor -------------------------------------------------------------------------
 
@@ -139,13 +139,6 @@ class PoolConventions(Executor):
             await asyncio.to_thread(self.__exit__, *exc_info)
         finally:
             self._leave_context()
-
-    def _enter_context(self) -> None:
-        """Make this pool the current one in the caller's context (``f(x) >> sky`` inside ``async with``)."""
-        raise NotImplementedError
-
-    def _leave_context(self) -> None:
-        raise NotImplementedError
 
     async def submit_async(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """``await pool.submit_async(fn, *args)``: run the call on the pool and await its result without
