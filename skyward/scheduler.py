@@ -46,9 +46,9 @@ _Placed = tuple[list[Task], list[tuple[Task, NodeSlots]]]  # tasks to send, task
 class Scheduler:
     """The shell around the scheduling state: its one lock, and every entry that takes it.
 
-    About 200 lines, past the ~150 rule on purpose: submission, replies, node events and cancellation each take
-    the lock, decide through `skyward.placement` / `skyward.settling` and act outside it; kept together, the
-    lock's discipline can be checked in one place.
+    About 300 lines, past the ~150 rule on purpose: submission, replies, node events, cancellation and the
+    futures' questions (`may_cancel`, `is_running`) each take the lock, decide through `skyward.placement` /
+    `skyward.settling` and act outside it; kept together, the lock's discipline can be checked in one place.
     """
 
     def __init__(
