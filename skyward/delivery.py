@@ -58,7 +58,7 @@ def _resolve(task: Task, where: str, outcome: replies.Reply | BaseException) -> 
         if isinstance(outcome, BaseException):
             future.set_exception(outcome)
         elif isinstance(outcome, replies.Cancelled):
-            future.cancel()
+            future._cancel_now()  # its node dropped it: nothing to ask
         else:
             try:  # unpickled here, off the I/O loop
                 if isinstance(outcome, replies.Error):

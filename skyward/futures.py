@@ -10,15 +10,43 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
+
+
+class Owner(Protocol):
+    """What runs the task (the pool's scheduler): it knows where the task is."""
+
+    def may_cancel(self, future: TaskFuture) -> bool:
+        """Whether the task can still be kept from running (or stopped): then it will not run to its end."""
+        ...
+
+    def is_running(self, future: TaskFuture) -> bool:
+        """Whether the task is in one of its node's slots now, as far as the client knows."""
+        ...
+
+
+#: Seconds `TaskFuture.cancel` waits for the task's node to say whether it dropped the task.
+CANCEL_TIMEOUT = 10.0
 
 # Cancellation is rare: one lock for every future's once-only notification instead of one lock each.
 _NOTIFYING = threading.Lock()
 
 
 class TaskFuture(Future[Any]):
-    """The future of a pool task; it stays pending while the task runs remotely, so `cancel()` works until the
-    outcome is in (and reaches the node).
+    """The future of a pool task: `cancel()` and `running()` as `concurrent.futures.Future`'s, for a task that
+    runs on another machine.
+
+    - *Running* means in one of its node's slots: from when the task is sent to a node with a slot free for it
+      until its outcome is back on the client. A task sent ahead into a node's queue (the pool's ``prefetch``)
+      is not running until the tasks ahead of it on that node have answered. The client knows what its nodes
+      told it, so `running()` lags the node by one message: between a slot freeing there and that reply
+      arriving, the next task already runs on the node while `running()` still says False.
+    - `cancel()` answers True when the task will not run: it waits on the client, or its node dropped it from
+      its queue (or it had not reached the node yet), or it was stopped in a process slot (``executor=
+      "process"``). It answers False when the task is running in a thread slot, which cannot be stopped: the
+      future then gets its outcome as usual. Cancelling a task that is on a node asks the node (one round
+      trip, at most `CANCEL_TIMEOUT` seconds; no answer: False). It stays pending while it runs, which is what
+      lets `cancel()` reach the node.
 
     Attributes:
         dispatches: how many times the task was sent to a node (more than once after a steal or a retry).
@@ -35,9 +63,25 @@ class TaskFuture(Future[Any]):
         self.dispatched_at: float | None = None
         self.run_seconds: float | None = None
         self._notified = False
+        self._owner: Owner | None = None  # set by the scheduler that runs it
+        self._task: Any = None  # the scheduler's record of it
 
     def cancel(self) -> bool:
-        """Cancel the task (see `ComputePool.submit`); ``False`` once its outcome is in.
+        """Cancel the task: True when it will not run (or was stopped), False when it runs on (in a thread
+        slot) or its outcome is in. See the class docstring."""
+        owner = self._owner
+        if owner is not None and not self.done() and not owner.may_cancel(self):
+            return False
+        return self._cancel_now()
+
+    def running(self) -> bool:
+        """True while the task is in one of its node's slots (see the class docstring)."""
+        owner = self._owner
+        return owner is not None and not self.done() and owner.is_running(self)
+
+    def _cancel_now(self) -> bool:
+        """Mark the future cancelled without asking the task's node (which already said so, or the pool is
+        ending); ``False`` once its outcome is in.
 
         A cancelled future is also *notified* at once, as an executor does when it picks a cancelled future up:
         `concurrent.futures.wait` and `as_completed` count only notified cancellations as done, and no worker
@@ -67,4 +111,4 @@ class TaskFuture(Future[Any]):
             self.run_seconds = now - self.dispatched_at
 
 
-__all__ = ["TaskFuture"]
+__all__ = ["CANCEL_TIMEOUT", "Owner", "TaskFuture"]

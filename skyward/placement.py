@@ -76,6 +76,7 @@ class Placement:
         orphans = [task for task in node.running.values() if not task.future.done()]
         for task in list(node.running.values()):
             self.unplace(task, node)
+        self.index.refresh(node)  # even when it held nothing: else its stale entry stays the least loaded
         self.index.recount()
         return orphans
 
@@ -132,7 +133,7 @@ class Placement:
         ready = self.ready
         while ready:
             head = ready[0]
-            if head.future.done():  # cancelled while it waited (and released then)
+            if head.dropping or head.future.done():  # cancelled while it waited (and released then)
                 ready.popleft()
                 continue
             least = self.index.least_loaded()
@@ -151,13 +152,13 @@ class Placement:
         if node.reserved is not None and node.alive and not node.running:
             reserved, node.reserved = node.reserved, None
             self.index.refresh(node)
-            if not reserved.future.done():
+            if not (reserved.dropping or reserved.future.done()):
                 self.place(reserved, node)
                 out.append(reserved)
         pinned = node.pinned
-        while pinned and (pinned[0].future.done() or node.takes(pinned[0])):
+        while pinned and (pinned[0].dropping or pinned[0].future.done() or node.takes(pinned[0])):
             task = pinned.popleft()
-            if not task.future.done():
+            if not (task.dropping or task.future.done()):
                 self.place(task, node)
                 out.append(task)
         if pinned and pinned[0].crashes and node.free > 0:

@@ -300,8 +300,9 @@ class ComputePool(PoolConventions):
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> TaskFuture:
         """Run ``fn(*args, **kwargs)`` on a free slot; returns a `concurrent.futures.Future` (a `TaskFuture`).
 
-        Raises `TypeError` at once when the call cannot be serialized. ``future.cancel()`` also stops the task on
-        its node when it has not started there (and a running one in a process slot).
+        Raises `TypeError` at once when the call cannot be serialized. ``future.cancel()`` keeps the task from
+        running while it waits (on the client or in its node's queue) and stops a running one in a process slot;
+        it answers False for a task running in a thread slot, which runs on (see `TaskFuture`).
         """
         scheduler = self._require_scheduler()
         return scheduler.submit(self._encode(fn, args, kwargs))
@@ -359,7 +360,9 @@ class ComputePool(PoolConventions):
         return encode_task(fn, args, kwargs, self._blob_index)
 
     def cancel_all(self) -> int:
-        """Cancel every task of this pool that has not finished; returns how many were cancelled."""
+        """Cancel every task of this pool that has not finished; returns how many were cancelled. Every future is
+        cancelled at once, no node asked: a task running in a thread slot runs on to its end, its result
+        dropped (`TaskFuture.cancel` asks, and answers False for it)."""
         return self._scheduler.cancel_all() if self._scheduler is not None else 0
 
     # --- introspection -------------------------------------------------------------------------------------

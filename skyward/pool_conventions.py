@@ -12,9 +12,12 @@ import atexit
 import functools
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, wait
 from typing import TYPE_CHECKING, Any, Self
+
+from skyward.progress_display import CallProgress, call_progress
 
 if TYPE_CHECKING:
     from skyward.futures import TaskFuture
@@ -33,14 +36,14 @@ def _chunks(items: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[
 class PoolConventions(Executor):
     """`concurrent.futures.Executor`, notebook and asyncio entry points over the pool's own lifecycle."""
 
-    # Provided by ComputePool.
+    # What ComputePool provides: its own lifecycle and scheduler, which the conventions below are written over.
     __enter__: Callable[[], Self]
     __exit__: Callable[..., None]
     submit: Callable[..., TaskFuture]  # type: ignore[assignment]
     cancel_all: Callable[[], int]
-
-    def _unfinished(self) -> list[TaskFuture]:
-        raise NotImplementedError
+    _unfinished: Callable[[], list[TaskFuture]]  # the futures of every task waiting or in flight
+    _enter_context: Callable[[], None]  # make it the current pool of the caller's context (``>> sky``)
+    _leave_context: Callable[[], None]
 
     # --- concurrent.futures.Executor -------------------------------------------------------------------------
 
@@ -50,21 +53,36 @@ class PoolConventions(Executor):
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int = 1,
+        progress: bool | None = None,
     ) -> Iterator[Any]:
         """``fn`` over the iterables' items, in parallel on the pool; results in order, as an iterator.
 
         As `concurrent.futures.Executor.map`: every call is submitted at once, `timeout` bounds the wait for
-        each result from this call, and the first failure is raised when its result is reached. ``chunksize``
-        sends that many calls per task (fewer messages for many tiny calls).
+        each result from this call, and the first failure is raised when its result is reached (the calls not
+        finished then are cancelled, as when the iterator is dropped early). ``chunksize`` sends that many calls
+        per task (fewer messages for many tiny calls). ``progress``: ``True`` shows how many tasks are done (a
+        bar in a terminal, a line per tenth elsewhere, on stderr); ``None`` shows a bar only in a terminal once
+        the call has run a second, and nothing when the provider is ``quiet``; ``False`` never.
         """
         if not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1:
             raise ValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
+        end = None if timeout is None else time.monotonic() + timeout
         if chunksize == 1:
-            return super().map(fn, *iterables, timeout=timeout)
-        chunked = super().map(
-            functools.partial(apply_chunk, fn), _chunks(zip(*iterables), chunksize), timeout=timeout
-        )
-        return itertools.chain.from_iterable(chunked)
+            futures = [self.submit(fn, *args) for args in zip(*iterables)]
+        else:
+            task = functools.partial(apply_chunk, fn)
+            futures = [self.submit(task, chunk) for chunk in _chunks(zip(*iterables), chunksize)]
+        shown = call_progress(len(futures), f"pool.map of {len(futures)} tasks", progress, quiet=self.quiet)
+        if shown is not None:
+            shown.__enter__()
+            shown.watch(futures)
+        results = _in_order(futures, end, shown)
+        return itertools.chain.from_iterable(results) if chunksize > 1 else results
+
+    @property
+    def quiet(self) -> bool:
+        """Whether the pool's provider was asked to show no progress (``quiet=True``)."""
+        return bool(getattr(getattr(self, "provider", None), "quiet", False))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """End the pool, as leaving its ``with`` block does, after its tasks finish.
@@ -72,8 +90,9 @@ class PoolConventions(Executor):
         Args:
             wait: wait for every unfinished task to end before ending the pool; ``False`` returns at once and
                 ends the pool in the background once they have.
-            cancel_futures: cancel every unfinished task first (unlike the standard library, this also stops
-                tasks already running where they can be stopped: see `concurrent.futures.Future.cancel`).
+            cancel_futures: cancel every unfinished task first (`cancel_all`: unlike the standard library, the
+                futures of running tasks are cancelled too; a process slot stops its task, a thread slot runs it
+                to its end and its result is dropped).
         """
         if cancel_futures:
             self.cancel_all()
@@ -121,17 +140,25 @@ class PoolConventions(Executor):
         finally:
             self._leave_context()
 
-    def _enter_context(self) -> None:
-        """Make this pool the current one in the caller's context (``f(x) >> sky`` inside ``async with``)."""
-        raise NotImplementedError
-
-    def _leave_context(self) -> None:
-        raise NotImplementedError
-
     async def submit_async(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """``await pool.submit_async(fn, *args)``: run the call on the pool and await its result without
         blocking the event loop. Cancelling the awaiting task cancels the call."""
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
+
+
+def _in_order(futures: list[TaskFuture], end: float | None, shown: CallProgress | None) -> Iterator[Any]:
+    """`map`'s results, in order; whatever is not finished when it stops (an error, a timeout, dropped early)
+    is cancelled at once, no node asked (its result would be dropped anyway)."""
+    try:
+        for index, future in enumerate(futures):
+            yield future.result() if end is None else future.result(max(0.0, end - time.monotonic()))
+            futures[index] = None  # type: ignore[call-overload]  # let its result go
+    finally:
+        for future in futures:
+            if future is not None:
+                future._cancel_now()
+        if shown is not None:
+            shown.close()
 
 
 def _wait_all(futures: list[TaskFuture]) -> None:

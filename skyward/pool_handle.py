@@ -53,6 +53,11 @@ class PoolHandle:
         return self._pool.cancel_all()
 
     @property
+    def quiet(self) -> bool:
+        """`ComputePool.quiet`: show no progress."""
+        return self._pool.quiet
+
+    @property
     def total_slots(self) -> int:
         return self._pool.total_slots
 

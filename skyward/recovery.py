@@ -24,6 +24,8 @@ from skyward.scheduler import Scheduler
 
 logger = logging.getLogger("skyward.recovery")
 
+_PROCESS_EXITED = "its worker process exited"  # what the watch says; the crash's warning says more
+
 # How often the provider is asked whether each worker process still runs (local state: cheap).
 _PROCESS_CHECK_INTERVAL = 0.25
 
@@ -62,7 +64,7 @@ class NodeRecovery:
                 continue
             for node in scheduler.nodes:
                 if node.alive and not self._deployment.is_alive(node.index):
-                    scheduler.node_down(node.index, "its worker process exited", node.generation)
+                    scheduler.node_down(node.index, _PROCESS_EXITED, node.generation)
             if time.monotonic() < next_beat:
                 continue
             next_beat = time.monotonic() + interval
@@ -96,7 +98,12 @@ class NodeRecovery:
             scheduler.node_lost(index, reason)
             return
         if not scheduler.node_crashed(
-            index, ended.exit_code, ended.signal, ended.output, restart=self._restart
+            index,
+            ended.exit_code,
+            ended.signal,
+            ended.output,
+            restart=self._restart,
+            down_reason="" if reason == _PROCESS_EXITED else reason,
         ):
             return
         name = scheduler.nodes[index].name
@@ -118,7 +125,7 @@ class NodeRecovery:
         old, self._links[index] = self._links[index], link
         await old.close()
         scheduler.node_restarted(index, link)
-        logger.warning(
+        logger.info(  # the crash was the WARNING (Scheduler.node_crashed)
             "restarted node %s (%s) in %.1fs",
             name,
             describe_exit(ended.exit_code, ended.signal),

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable, Sequence
 from skyward import settling
 from skyward.delivery import Delivered, Delivery
 from skyward.dispatch import Dispatcher, Replied
-from skyward.errors import NodeLost, SkywardError
-from skyward.futures import TaskFuture
+from skyward.errors import NodeLost, SkywardError, describe_exit
+from skyward.futures import CANCEL_TIMEOUT, TaskFuture
 from skyward.ioloop import EventLoopThread
 from skyward.link import Link
 from skyward.payload import EncodedTask
@@ -46,9 +46,9 @@ _Placed = tuple[list[Task], list[tuple[Task, NodeSlots]]]  # tasks to send, task
 class Scheduler:
     """The shell around the scheduling state: its one lock, and every entry that takes it.
 
-    About 200 lines, past the ~150 rule on purpose: submission, replies, node events and cancellation each take
-    the lock, decide through `skyward.placement` / `skyward.settling` and act outside it; kept together, the
-    lock's discipline can be checked in one place.
+    About 300 lines, past the ~150 rule on purpose: submission, replies, node events, cancellation and the
+    futures' questions (`may_cancel`, `is_running`) each take the lock, decide through `skyward.placement` /
+    `skyward.settling` and act outside it; kept together, the lock's discipline can be checked in one place.
     """
 
     def __init__(
@@ -72,6 +72,7 @@ class Scheduler:
         self._ids = (f"{id_prefix}-{n}" for n in itertools.count())
         self._lock = threading.Lock()
         self._on_node_down = on_node_down
+        self._io = io
         self._closed = False
         self._delivery = Delivery()
         self._dispatcher = Dispatcher(nodes, io, self.stats, self._on_replies, self.node_down)
@@ -84,13 +85,14 @@ class Scheduler:
         is in, and reaches the node. A task submitted to a cancelled window is cancelled at once."""
         future = TaskFuture()
         task = Task(next(self._ids), encoded.payload, future, encoded.blobs, pinned_node, encoded.function)
+        future._owner, future._task = self, task
         if window is not None:
             task.window, task.prefetch = window, window.prefetch
         with self._lock:
             if self._closed:
                 raise SkywardError("the pool is closed")
             if window is not None and window.cancelled:
-                future.cancel()  # no callback yet: nothing runs under the lock
+                future._cancel_now()  # no callback yet: nothing runs under the lock
                 return future
             if not self.placement.index.usable:
                 raise NodeLost("every node of the pool is lost")
@@ -120,7 +122,7 @@ class Scheduler:
             window.cancelled = True
             window.waiting.clear()  # they are cancelled below: none will be admitted
             tasks = list(window.members.values())
-        return sum(task.future.cancel() for task in tasks)
+        return sum(task.future._cancel_now() for task in tasks)
 
     @property
     def total_slots(self) -> int:
@@ -172,8 +174,8 @@ class Scheduler:
             if self._closed or not node.alive or (generation is not None and generation != node.generation):
                 return
             self.placement.set_state(node, alive=False, recovering=True)
-        logger.warning("node %s is down: %s", node.name, reason)
-        if self._on_node_down is not None:
+        if self._on_node_down is not None:  # it answers with one WARNING: the node crashed, or is lost
+            logger.info("node %s is down: %s; finding out why", node.name, reason)
             self._on_node_down(index, reason)
         else:
             self.node_lost(index, reason)
@@ -182,17 +184,26 @@ class Scheduler:
         """Node `index` is gone for good (its machine or link): its tasks go elsewhere, `retries` times."""
         node = self.nodes[index]
         with self._lock:
+            if node.alive or node.recovering:  # once per node; before its tasks' errors are handed over
+                logger.warning("node %s is lost: %s", node.name, reason)
             failed = settling.lose_node(self.placement, node, reason, retries=self._retries)
             placed = self._settle_locked(node, failed)
         self._go(placed)
-        logger.warning("node %s is lost: %s", node.name, reason)
 
     def node_crashed(
-        self, index: int, exit_code: int | None, signal: int | None, output: tuple[str, ...], *, restart: bool
+        self,
+        index: int,
+        exit_code: int | None,
+        signal: int | None,
+        output: tuple[str, ...],
+        *,
+        restart: bool,
+        down_reason: str = "",
     ) -> bool:
         """Node `index`'s worker process died (its machine is still there): charges the crash to the tasks in
         its slots, sends them again (or fails those out of crashes), and answers whether the node is to be
-        restarted (it then waits, `recovering`, for `node_restarted` or `node_lost`)."""
+        restarted (it then waits, `recovering`, for `node_restarted` or `node_lost`). Logs one WARNING with the
+        exit code or signal (and `down_reason`, how the client noticed)."""
         node = self.nodes[index]
         retries, max_crashes = self._retries, self._max_task_crashes
         with self._lock:
@@ -200,6 +211,17 @@ class Scheduler:
                 self.placement, node, exit_code, signal, output, restart=restart, retries=retries,
                 max_task_crashes=max_crashes,
             )  # fmt: skip
+            # Logged before its tasks' outcomes are handed over: the warning comes before their errors (rare).
+            outcome = (
+                "restarting it"
+                if again
+                else f"not restarting it: {settling.no_restart_reason(restart, node)}"
+            )
+            noticed = f" (seen as: {down_reason})" if down_reason else ""
+            died = describe_exit(exit_code, signal)
+            logger.warning(
+                "node %s is down: its worker process died (%s); %s%s", node.name, died, outcome, noticed
+            )
             placed = self._settle_locked(node, failed)
         self._go(placed)
         return again
@@ -254,10 +276,62 @@ class Scheduler:
             return [task.future for task in self.placement.unfinished()]
 
     def cancel_all(self) -> int:
-        """Cancel every queued and running task; answer how many futures were cancelled."""
+        """Cancel every queued and running task; answer how many futures were cancelled (a task running in a
+        thread slot runs on to its end there, its outcome dropped: unlike `TaskFuture.cancel`, no node is asked
+        first)."""
         with self._lock:
             tasks = self.placement.unfinished()
-        return sum(task.future.cancel() for task in tasks)
+        return sum(task.future._cancel_now() for task in tasks)
+
+    def may_cancel(self, future: TaskFuture) -> bool:
+        """`TaskFuture.cancel`'s question: can the task still be kept from running (or be stopped)? A task on a
+        node: its node is asked, outside the lock (one round trip)."""
+        task: Task = future._task
+        with self._lock:
+            node = self._holder(task)
+            if node is None:  # waiting on the client: placement skips it from now on
+                task.dropping = True
+                return True
+            if self._io.on_loop():  # nothing waits for a node on its own I/O loop (not a user's call)
+                return True
+            task.cancel_sent = True  # not stolen meanwhile; a racing cancellation tells the node nothing more
+            link, generation = node.link, node.generation
+        try:
+            dropped = self._io.run(link.cancel((task.id,))).result(timeout=CANCEL_TIMEOUT) > 0
+        except Exception:  # noqa: BLE001 - no answer: it may be running
+            dropped = False
+        with self._lock:
+            if dropped:
+                return True
+            now = self._holder(task)
+            if now is None and not future.done():  # it left its node meanwhile (lost): back on the client
+                task.dropping = True
+                return True
+            if now is node and node.generation == generation:
+                task.cancel_sent = False
+            return False
+
+    def _holder(self, task: Task) -> NodeSlots | None:
+        """The node the task is on (sent, no reply yet), or None while it waits on the client."""
+        node = self.nodes[task.node] if task.node is not None else None
+        return node if node is not None and node.running.get(task.id) is task else None
+
+    def is_running(self, future: TaskFuture) -> bool:
+        """`TaskFuture.running`: the task is among the first `capacity` tasks its node was sent that have not
+        answered (a node starts its tasks in the order they come)."""
+        task: Task = future._task
+        with self._lock:
+            node = self._holder(task)
+            if node is None:
+                return False
+            ahead = 0
+            for other in node.running.values():
+                if other is task:
+                    return True
+                ahead += not other.future.done()  # a cancelled one is dropped there, or stopped, or finishing
+                if ahead >= node.capacity:
+                    return False
+            return False
 
     def close(self) -> None:
         """Fail everything still pending and stop the result thread."""

@@ -55,7 +55,7 @@ class WindowState:
         admitted: list[Task] = []
         while self._open and self.waiting and (self.limit is None or self.in_flight < self.limit):
             candidate = self.waiting.popleft()
-            if not candidate.future.done():  # else cancelled while it waited
+            if not (candidate.dropping or candidate.future.done()):  # else cancelled while it waited
                 self.in_flight += 1
                 candidate.admitted = True
                 admitted.append(candidate)
@@ -79,6 +79,7 @@ class Task:
     node: int | None = None  # where it runs now
     suspect: bool = False  # counted in its node's `suspects` (it had crashed a worker when placed)
     cancel_sent: bool = False
+    dropping: bool = False  # cancelled while it waits on the client: never placed again
     stealing: bool = False  # asked to withdraw it from its node's queue, to run it elsewhere
 
 

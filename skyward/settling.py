@@ -80,7 +80,7 @@ def crash_node(
     again = restart and node.idle_crashes < MAX_IDLE_CRASHES
     reason = f"its worker process died ({describe_exit(exit_code, signal)})"
     if not again:
-        reason += f" and is not restarted ({_no_restart_reason(restart, node)})"
+        reason += f" and is not restarted ({no_restart_reason(restart, node)})"
     orphans = placement.take_down(node, recovering=again)
     failed: list[Failure] = []
     for task in charged:
@@ -142,7 +142,7 @@ def _settle(
     return failed
 
 
-def _no_restart_reason(restart: bool, node: NodeSlots) -> str:
+def no_restart_reason(restart: bool, node: NodeSlots) -> str:
     if not restart:
         return "restarts are off"
     return f"it died {node.idle_crashes} times in a row running nothing"

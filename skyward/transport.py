@@ -196,7 +196,9 @@ class TransportObserver:
 
     def __call__(self, event: Event, /) -> None:
         if isinstance(event, MemberChanged):
-            level = logging.WARNING if event.status in ("suspect", "dead") else logging.DEBUG
+            # INFO, not WARNING: a node going is the scheduler's one warning, with the reason (an exit code,
+            # missed heartbeats, a cut link); this is the transport's view of it.
+            level = logging.INFO if event.status in ("suspect", "dead") else logging.DEBUG
             logger.log(
                 level, "member %s went from %s to %s", _named(event.node), event.previous, event.status
             )

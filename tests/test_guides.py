@@ -104,9 +104,30 @@ def check_11(out: str, err: str) -> None:
     assert sorted(int(x) for x in order.split(",")) == list(range(8)) and not order.startswith("0,")
 
 
+def check_03(out: str, err: str) -> None:
+    client = int(find(r"client pid (\d+)", out).group(1))
+    mapped = {
+        int(p) for p in find(r"map: 100 results, sum 328350, from pids \[(.*)\]", out).group(1).split(",")
+    }
+    assert len(mapped) == 2 and client not in mapped
+    progress = [line for line in err.splitlines() if line.startswith("skyward: pool.map of 100 tasks:")]
+    assert len(progress) == 10 and "100/100 done" in progress[-1]
+    killed = int(find(r"\(killed: (\d+)\)", out).group(1))
+    (warning,) = [line for line in err.splitlines() if line.startswith("WARNING")]
+    assert re.fullmatch(
+        r"WARNING skyward\.scheduler: node sky-[0-9a-f]{8}-node-0 is down: its worker process died "
+        r"\(killed by signal 9 \(SIGKILL\)\); restarting it.*",
+        warning,
+    ), warning
+    find(r"INFO skyward\.recovery: restarted node sky-[0-9a-f]{8}-node-0", err)
+    after = {int(p) for p in find(r"after the restart: 4 slots, pids \[(.*)\]", out).group(1).split(",")}
+    assert killed in mapped and killed not in after and client not in after and len(after) == 2
+
+
 CHECKS: dict[str, Callable[[str, str], None]] = {
     "01": check_01,
     "02": check_02,
+    "03": check_03,
     "09": check_09,
     "10": check_10,
     "11": check_11,

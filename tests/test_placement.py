@@ -192,6 +192,15 @@ def test_a_lost_nodes_tasks_go_elsewhere_until_out_of_retries() -> None:
     assert "every node of the pool is lost" in str(failed[1][1])
 
 
+def test_an_idle_node_lost_is_never_chosen_again() -> None:
+    # Lost while it held nothing (missed heartbeats): its entry in the index must go stale with it, or it stays
+    # "the least loaded node" and the client queue waits behind it forever.
+    placement = Placement(nodes(2))
+    assert lose_node(placement, placement.nodes[0], "no answer to heartbeats", retries=1) == []
+    waiting = task()
+    assert where(submit(placement, waiting)) == [1]
+
+
 def test_a_crash_is_charged_to_the_tasks_in_the_slots_not_to_the_queued_ones() -> None:
     placement = Placement(nodes(2, capacity=1, prefetch=1))
     node = placement.nodes[0]

@@ -43,12 +43,58 @@ def test_a_pool_is_an_executor_whose_futures_work_with_wait_and_as_completed(poo
     assert pids <= {node.pid for node in pool.nodes} and os.getpid() not in pids
 
 
+def touch(path: str, seconds: float = 0.0) -> int:
+    with open(path + ".started", "w"):
+        pass
+    time.sleep(seconds)
+    with open(path, "w"):
+        pass
+    return os.getpid()
+
+
+def _until(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_cancel_and_running_tell_queued_tasks_from_running_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # 2 nodes x 1 thread slot, each with 1 task of prefetch: 2 tasks run, 2 wait in the nodes' queues, 2 on the
+    # client. A running thread cannot be stopped: cancel() is False and its result comes; the others cancel.
+    with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=1), prefetch=1) as pool:
+        running = [pool.submit(touch, str(tmp_path / f"run{i}"), 1.0) for i in range(2)]
+        queued = [pool.submit(touch, str(tmp_path / f"queued{i}")) for i in range(4)]
+        _until(
+            lambda: (
+                pool.stats.tasks_sent == 4 and all((tmp_path / f"run{i}.started").exists() for i in (0, 1))
+            )
+        )
+        assert all(f.running() for f in running)
+        # the two prefetched ones are on their nodes, yet not running
+        assert not any(f.running() for f in queued)
+        assert [f.cancel() for f in running] == [False, False]
+        assert not any(f.cancelled() for f in running) and all(f.running() for f in running)
+        assert all(f.cancel() for f in queued) and all(f.cancelled() for f in queued)
+        _, pending = wait([*running, *queued], timeout=30)
+        assert not pending and len(list(as_completed([*running, *queued], timeout=30))) == 6
+        pids = {f.result() for f in running}
+        assert pids == {node.pid for node in pool.nodes} and os.getpid() not in pids
+        assert not any(f.running() for f in running)
+        after = pool.submit(touch, str(tmp_path / "after")).result(timeout=30)
+        assert after in pids
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".started") == ["after", "run0", "run1"]
+    assert not list(tmp_path.glob("queued*"))
+
+
 def test_a_cancelled_future_counts_as_done_for_wait_and_as_completed(pool: sky.ComputePool) -> None:
+    blockers = [pool.submit(nap, 1.0) for _ in range(4)]  # every slot busy: the rest wait
     futures = [pool.submit(nap, 3.0) for _ in range(8)]
     assert all(f.cancel() for f in futures)
     finished, pending = wait(futures, timeout=10)
     assert not pending and all(f.cancelled() for f in finished)
     assert len(list(as_completed(futures, timeout=10))) == 8
+    assert [f.result(timeout=30) for f in blockers] == [1.0] * 4
 
 
 def test_map_keeps_order_and_chunks_calls_into_fewer_tasks(pool: sky.ComputePool) -> None:

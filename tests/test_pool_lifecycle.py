@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 from proc_utils import process_exists, wait_gone
 
 import skyward as sky
+from skyward.providers import local
+from skyward.providers.local import LocalDeployment
 
 
 @sky.compute
@@ -184,3 +187,39 @@ def test_a_pool_cannot_be_entered_twice_at_once() -> None:
     # and can be used again afterwards
     with pool:
         assert pid() >> pool != os.getpid()
+
+
+def stray(seconds: int) -> tuple[int, int]:
+    """Start a process that outlives the node (a session of its own) and holds the node's output pipe."""
+    child = subprocess.Popen(["sleep", str(seconds)], start_new_session=True)  # inherits the node's stdout
+    return child.pid, os.getpid()
+
+
+class _RecordedWait(threading.Event):
+    """An event that records how long each wait for it was allowed."""
+
+    def __init__(self, waits: list[float]) -> None:
+        super().__init__()
+        self._waits = waits
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._waits.append(timeout if timeout is not None else float("inf"))
+        return super().wait(timeout)
+
+
+def test_teardown_waits_for_every_nodes_output_at_once_not_node_after_node() -> None:
+    waits: list[float] = []
+    with sky.ComputePool(nodes=2) as pool:
+        strays = pool.broadcast(stray, 60)
+        assert {node for _, node in strays} == {n.pid for n in pool.nodes} and os.getpid() not in dict(strays)
+        deployment = pool._deployment
+        assert isinstance(deployment, LocalDeployment)
+        for process in deployment._processes.values():  # both pipes stay open: the pump never sees EOF
+            process.eof = _RecordedWait(waits)
+    try:
+        # One bound for both nodes: the first wait gets (about) all of it, the second what is left (nothing).
+        assert len(waits) == 2 and waits[0] > 1.0 and waits[1] < 0.5, waits
+        assert sum(waits) <= local._DRAIN_WAIT, waits
+    finally:
+        for child, _ in strays:
+            os.kill(child, signal.SIGKILL)

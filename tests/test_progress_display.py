@@ -119,3 +119,49 @@ def test_gather_with_progress_reports_while_it_waits(capsys: pytest.CaptureFixtu
     assert "skyward: sky.gather of 20 calls: 20/20 done" in err
     quiet = sky.gather(*(_where(i) for i in range(3)))
     assert quiet.progress is False
+
+
+MAP_IN_A_TERMINAL = """
+    import os, time
+    import skyward as sky
+
+    def nap(seconds):
+        time.sleep(seconds)
+        return os.getpid()
+
+    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=2)) as pool:
+        pids = set(pool.map(nap, [0.25] * 12))  # about 1.5 s: past the automatic bar's 1 s
+        assert pids == {pool.nodes[0].pid} != {os.getpid()}, pids
+        assert len(list(pool.map(nap, [0.0] * 3))) == 3  # short: no bar
+"""
+
+
+def test_a_long_map_shows_a_bar_in_a_terminal_by_itself() -> None:
+    shown = _in_a_terminal(MAP_IN_A_TERMINAL)
+    assert "pool.map of 12 tasks" in shown and "12/12" in shown and "\x1b[" in shown
+    assert "pool.map of 3 tasks" not in shown
+
+
+def _nap_pid(seconds: float) -> int:
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_a_maps_progress_elsewhere_is_lines_when_asked_and_nothing_by_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with sky.ComputePool(nodes=1, worker=sky.Worker(concurrency=2)) as pool:
+        assert set(pool.map(_nap_pid, [0.1] * 20)) == {pool.nodes[0].pid}  # automatic: not a terminal
+        assert capsys.readouterr().err == ""
+        pids = set(pool.map(_nap_pid, [0.0] * 20, progress=True, chunksize=2))
+        assert pids == {pool.nodes[0].pid} != {os.getpid()}
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("skyward: pool.map")]
+    assert len(lines) == 10 and lines[-1].startswith("skyward: pool.map of 10 tasks: 10/10 done")
+
+
+def test_a_quiet_provider_shows_no_automatic_bar() -> None:
+    code = MAP_IN_A_TERMINAL.replace("sky.ComputePool(", "sky.ComputePool(sky.Local(quiet=True), ")
+    shown = _in_a_terminal(code)
+    assert "pool.map" not in shown

@@ -102,3 +102,20 @@ def test_a_task_id_seen_twice_runs_once(node, tmp_path: Path) -> None:  # type: 
     assert os.path.getsize(count_file) == 1
     assert replies.result(_ask(link.run("other-id", payload)), "node") == 2
     _ask(link.close())
+
+
+def test_a_cancellation_that_overtakes_its_task_refuses_it_on_arrival(node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # A task sent with uploads goes after them, so its cancellation can reach the node first: the node then
+    # answers "cancelled" (1), and the task, when it comes, is refused without running.
+    pool, started = node
+    link = _link(started, pool._secret)
+    count_file = str(tmp_path / "count")
+    payload = encode_task(counter, (count_file,), {}).payload
+    assert _ask(link.cancel(("early-id",))) == 1
+    assert isinstance(replies.decode(_ask(link.run("early-id", payload))), replies.Cancelled)
+    assert not os.path.exists(count_file)
+    # A task that already ran is not cancelled (0), and a refused id is refused once only.
+    assert replies.result(_ask(link.run("ran-id", payload)), "node") == 1
+    assert _ask(link.cancel(("ran-id",))) == 0
+    assert replies.result(_ask(link.run("early-id", payload)), "node") == 2
+    _ask(link.close())

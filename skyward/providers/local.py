@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -49,10 +50,12 @@ class Local:
     Attributes:
         start_timeout: seconds a worker may take to start listening.
         forward_output: print what tasks print, prefixed with the node's name.
+        quiet: show no progress (the automatic bar of a long ``pool.map`` or joblib call in a terminal).
     """
 
     start_timeout: float = 60.0
     forward_output: bool = True
+    quiet: bool = False
     name: str = field(default="local", init=False)
     shares_client_files: bool = field(default=True, init=False)
 
@@ -242,26 +245,45 @@ class LocalDeployment:
             self._processes.clear()
         for process in processes:  # EOF on stdin first: every agent starts exiting at once
             _close_stdin(process.popen)
+        exited_by = time.monotonic() + _EXIT_WAIT  # one wait for them all, not one after another
         for process in processes:
-            self._stop(process)
+            _end(process, exited_by)
+        _drain(processes, time.monotonic() + _DRAIN_WAIT)
 
     @staticmethod
     def _stop(process: _Process) -> None:
-        popen = process.popen
-        _close_stdin(popen)
-        try:
-            popen.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            pass
-        # Whatever is left of its process group (process slots, a hung agent) goes now.
-        try:
-            os.killpg(popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        popen.wait()
-        # What its tasks printed is printed before the pool's block ends, not after (or never): the pump may
-        # still be reading the pipe.
-        process.eof.wait(2)
+        _close_stdin(process.popen)
+        _end(process, time.monotonic() + _EXIT_WAIT)
+        _drain([process], time.monotonic() + _DRAIN_WAIT)
+
+
+# Seconds an agent gets to exit after its stdin closes before its process group is killed, and then for what its
+# tasks printed to be read: all nodes of a pool share each bound (a stray process of a task, started in a
+# session of its own, can hold a node's pipe open long after).
+_EXIT_WAIT = 3.0
+_DRAIN_WAIT = 2.0
+
+
+def _end(process: _Process, deadline: float) -> None:
+    """Wait for the agent until `deadline`, then kill whatever is left of its process group (process slots, a
+    hung agent)."""
+    popen = process.popen
+    try:
+        popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(popen.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    popen.wait()
+
+
+def _drain(processes: list[_Process], deadline: float) -> None:
+    """What their tasks printed is printed before the pool's block ends, not after (or never): wait until
+    `deadline` for the pumps to reach the end of every pipe."""
+    for process in processes:
+        process.eof.wait(max(0.0, deadline - time.monotonic()))
 
 
 def _close_stdin(popen: subprocess.Popen[bytes]) -> None:

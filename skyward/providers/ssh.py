@@ -59,7 +59,7 @@ class SSH:
         connect_timeout: seconds to open an SSH connection (TCP, key exchange and login).
         start_timeout: seconds the worker may take to start listening, once its environment exists.
         install_timeout: seconds one node's installation may take.
-        quiet: do not print bootstrap progress.
+        quiet: show no progress (bootstrap, nor the automatic bar of a long call).
         progress: called with each `BootstrapEvent` (on skyward's I/O thread: keep it quick); replaces the
             printed progress.
         forward_output: print what tasks print on the nodes, each line prefixed with the node's name.

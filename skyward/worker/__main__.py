@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import threading
@@ -32,6 +33,8 @@ from skyward.worker.thread_warnings import install as per_thread_warning_filters
 if TYPE_CHECKING:
     from skyward.volumes.mount import MountedVolumes
 
+logger = logging.getLogger("skyward.worker")
+
 BLOB_CACHE_BYTES = 2 << 30  # the blob store's default size
 
 
@@ -45,7 +48,8 @@ async def _watch_lease(runner: TaskRunner, lease: float, stop: asyncio.Event) ->
     while not stop.is_set():
         await asyncio.sleep(min(1.0, lease / 4))
         if time.monotonic() - runner.last_contact > lease:
-            print(f"skyward worker: no word from the client for {lease:.0f}s, exiting", file=sys.stderr)
+            # No handler configured on a node: logging's last resort writes it to stderr, forwarded to the client.
+            logger.warning("skyward worker: no word from the client for %.0fs, exiting", lease)
             stop.set()
 
 

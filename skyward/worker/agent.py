@@ -22,6 +22,8 @@ Reply = Callable[[bytes], None]  # answers the client with a reply's bytes (`sky
 REPLY_CACHE_BYTES = 256 * 1024 * 1024
 # Ids of tasks whose reply was evicted: a few MB at most, and far more than a client ever sends again.
 _EVICTED_IDS = 65536
+# Ids cancelled before their task arrived, remembered so it is refused when it does (as many, as cheap).
+_REFUSED_IDS = 65536
 
 
 class TaskRunner:
@@ -45,6 +47,7 @@ class TaskRunner:
         self._done: OrderedDict[str, bytes] = OrderedDict()
         self._done_bytes = 0
         self._evicted: OrderedDict[str, None] = OrderedDict()
+        self._refused: OrderedDict[str, None] = OrderedDict()
         self._running: dict[str, tuple[Future[bytes], list[Reply]]] = {}
         self.last_contact = time.monotonic()
 
@@ -58,6 +61,9 @@ class TaskRunner:
             return
         if task_id in self._running:
             self._running[task_id][1].append(reply)
+            return
+        if self._refused and self._refused.pop(task_id, False) is None:  # cancelled before it came
+            reply(replies.cancelled())
             return
         if task_id in self._evicted:
             reply(replies.error(RuntimeError(
@@ -112,14 +118,21 @@ class TaskRunner:
     def cancel(self, task_ids: tuple[str, ...], stop_running: bool = True) -> int:
         """Cancel the listed tasks: queued ones always, running ones (process slots only) when `stop_running`.
 
-        Answers how many were cancelled.
+        A task not here yet (its cancellation overtook it: a task sent with uploads goes after them) is
+        refused when it comes, answered `reply.Cancelled`. Answers how many will not run (or not finish) here:
+        the client's `TaskFuture.cancel` is exact on it.
         """
         self._contact()
-        return sum(
-            1
-            for task_id in task_ids
-            if task_id in self._running and self._slots.cancel(task_id, stop_running)
-        )
+        cancelled = 0
+        for task_id in task_ids:
+            if task_id in self._running:
+                cancelled += self._slots.cancel(task_id, stop_running)
+            elif task_id not in self._done and task_id not in self._evicted:
+                self._refused[task_id] = None
+                cancelled += 1
+        while len(self._refused) > _REFUSED_IDS:
+            self._refused.popitem(last=False)
+        return cancelled
 
     def put_blob(self, digest: bytes, offset: int, total: int, chunk: bytes) -> bool:
         """Store a piece of an uploaded blob; answers True once the blob is whole."""

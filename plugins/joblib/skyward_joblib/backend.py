@@ -21,6 +21,7 @@ from skyward import current_pool
 from skyward.blobs import SHARED, BlobPolicy
 from skyward.errors import NoActivePool, SkywardError
 from skyward.payload import WithBlobPolicy
+from skyward.progress_display import CallProgress, call_progress
 from skyward_joblib.nested import NestedBackend
 
 if TYPE_CHECKING:
@@ -40,6 +41,10 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         pool: the pool to run on. ``None`` means the innermost active pool, looked up at each ``Parallel`` call.
         task_timeout: a default ``timeout`` (seconds) for ``Parallel`` calls that set none; joblib applies it to
             each batch and raises ``TimeoutError`` when one takes longer.
+        progress: show how many tasks of a call are done: ``True`` (a bar in a terminal, a line per tenth
+            elsewhere, on stderr), ``False`` (never), ``None`` (a bar in a terminal once a call has run a second;
+            nothing elsewhere, nor when the pool's provider is ``quiet``). E.g.
+            ``joblib.parallel_config(backend="skyward", progress=True)``.
         nesting_level: as joblib passes it to every backend.
         inner_max_num_threads: as joblib passes it to every backend.
         **backend_kwargs: as joblib passes them to every backend.
@@ -67,6 +72,7 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         pool: ComputePool | None = None,
         *,
         task_timeout: float | None = None,
+        progress: bool | None = None,
         nesting_level: int | None = None,
         inner_max_num_threads: int | None = None,
         **backend_kwargs: Any,
@@ -78,6 +84,8 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
             raise ValueError(f"task_timeout must be positive, got {task_timeout}")
         self.pool = pool
         self.task_timeout = task_timeout
+        self.progress = progress
+        self._shown: CallProgress | None = None  # this call's progress display
         self.parallel: Parallel | None = None
         self._window: Window | None = None  # this call's lane into the pool
         self._call_pool: ComputePool | None = None  # the pool of this call
@@ -154,6 +162,16 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
             parallel.pre_dispatch = concurrency
         return _planned(concurrency, n_jobs)
 
+    def start_call(self) -> None:
+        parallel, pool = self.parallel, self._call_pool
+        if parallel is not None and pool is not None:
+            self._shown = call_progress(parallel.n_tasks, "joblib Parallel", self.progress, quiet=pool.quiet)
+
+    def stop_call(self) -> None:
+        shown, self._shown = self._shown, None
+        if shown is not None:
+            shown.close()
+
     def submit(self, func: Callable[[], Any], callback: Callable[[Any], None] | None = None) -> Future[Any]:
         """Send one batch to the pool; `callback` runs with its future when it ends (success or not)."""
         window = self._window
@@ -186,6 +204,11 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         # really spent on a node (`TaskFuture.run_seconds`, from its dispatch until its outcome came back).
         run_seconds = getattr(self._completing, "run_seconds", None)
         self._completing.run_seconds = None
+        shown, parallel = self._shown, self.parallel
+        if shown is not None and parallel is not None:  # joblib counts this batch's tasks done right after
+            still_dispatching = getattr(parallel, "_iterating", True)
+            total = parallel.n_tasks or (None if still_dispatching else parallel.n_dispatched_tasks)
+            shown.advance(batch_size, total=total)
         super().batch_completed(batch_size, run_seconds if run_seconds is not None else duration)
 
     def abort_everything(self, ensure_ready: bool = True) -> None:

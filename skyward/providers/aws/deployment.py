@@ -8,7 +8,7 @@ with known host keys, then hands them to `sky.SSH`, which bootstraps and starts 
 from __future__ import annotations
 
 import ipaddress
-import sys
+import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from skyward.errors import ProvisionError
 from skyward.image import Image
 from skyward.link import Link
+from skyward.progress_display import status_line
 from skyward.providers.aws.api import AwsClients
 from skyward.providers.aws.instances import launch_instances
 from skyward.providers.aws.plan import LaunchPlan, run_request
@@ -30,6 +31,8 @@ from skyward.spec import ClusterSpec
 
 if TYPE_CHECKING:
     from skyward.providers.aws import AWS
+
+logger = logging.getLogger("skyward.aws")
 
 ORPHAN_AGE = 3600.0  # seconds: older skyward groups and key pairs without a live instance are leftovers
 
@@ -49,8 +52,9 @@ class AWSDeployment:
         self._closed = False
 
     def _say(self, message: str) -> None:
-        if not self._provider.quiet:
-            print(f"skyward [aws {self.pool_id}] {message}", file=sys.stderr, flush=True)
+        """A status message: an INFO record of ``skyward.aws``, and a line on stderr unless quiet."""
+        line = f"skyward [aws {self.pool_id}] {message}"
+        status_line(logger, f"{self.pool_id}: {message}", line, shown=not self._provider.quiet)
 
     def sweep(self) -> None:
         """Remove what earlier, killed clients left (see `sweep_orphans`); a failure here stops nothing."""
@@ -68,8 +72,10 @@ class AWSDeployment:
         self.resources.import_key_pair(public_key)
         group_id = self.resources.create_security_group(plan.vpc_id, plan.cidr)
         if ipaddress.ip_network(plan.cidr).num_addresses > 1:
-            self._say(
-                f"WARNING: tcp/22 is open to {plan.cidr}, not only to this machine (allow_wide_ssh_cidr)"
+            logger.warning(
+                "%s: tcp/22 is open to %s, not only to this machine (allow_wide_ssh_cidr)",
+                self.pool_id,
+                plan.cidr,
             )
         self._say(f"launching {plan.describe(cluster.nodes)}")
         request = run_request(

@@ -16,12 +16,13 @@ from typing import Literal
 
 from skyward.errors import ProvisionError
 from skyward.image import Image
+from skyward.progress_display import status_line
 from skyward.providers.slurm.allocation import Allocation
 from skyward.providers.slurm.deployment import SlurmDeployment
 from skyward.providers.slurm.shell import LocalShell, Shell
+from skyward.spec import ClusterSpec
 
 logger = logging.getLogger("skyward.slurm")
-from skyward.spec import ClusterSpec
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
 _MIB = {"": 1 / (1 << 20), "K": 1 / 1024, "M": 1, "G": 1024, "T": 1 << 20}
@@ -44,10 +45,6 @@ def gres_of(accelerator: str) -> str:
     the exact spelling where it differs."""
     kind, _, count = accelerator.partition(":")
     return f"gpu:{kind.strip().lower()}:{int(count) if count else 1}"
-
-
-def _print(message: str) -> None:
-    print(f"skyward: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ class Slurm:
         start_timeout: seconds the job may wait in the queue; then it is cancelled and the pool fails.
         agent_timeout: seconds an agent may take to start on its node once the job runs.
         forward_output: print what tasks print, each line prefixed with the node's name.
-        quiet: do not print the job's progress (queued, its reason, running).
+        quiet: show no progress (the job queued, its reason, running; nor the automatic bar of a long call).
         progress: called with each progress line instead of printing it.
     """
 
@@ -156,8 +153,8 @@ class Slurm:
                 self.progress(message)
             except Exception as exc:  # noqa: BLE001 - a broken progress display must not break the pool
                 logger.warning("the progress callback raised %s: %s", type(exc).__name__, exc)
-        elif not self.quiet:
-            _print(message)
+        else:  # an INFO record of skyward.slurm, and a line on stderr unless quiet
+            status_line(logger, message, f"skyward: {message}", shown=not self.quiet)
 
     def _environment(self, shell: Shell, image: Image) -> str:
         """Build (or find) the image's environment on the shared home: through the login node, or here."""
