@@ -9,7 +9,6 @@ thread that a second Ctrl-C does not stop; it runs on every exit path, a launch 
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from skyward.errors import ProvisionError
 from skyward.image import Image
 from skyward.link import Link
+from skyward.progress_display import status_line
 from skyward.providers.aws.reach import known_hosts_lines, ssh_host
 from skyward.providers.aws.release import CleanupFailed
 from skyward.providers.aws.teardown import run_outliving_interrupts
@@ -26,8 +26,6 @@ from skyward.providers.rented.keys import new_key, write_private
 from skyward.providers.rented.wait import ReadyMachine, wait_for_machines
 from skyward.providers.ssh import SSH, SSHDeployment
 from skyward.spec import ClusterSpec
-
-logger = logging.getLogger("skyward.rented")
 
 
 class RentedDeployment:
@@ -45,8 +43,11 @@ class RentedDeployment:
         self._closed = False
 
     def say(self, message: str) -> None:
-        if not self._settings.quiet:
-            print(f"skyward [{self.cloud.label} {self.pool_id}] {message}", file=sys.stderr, flush=True)
+        """A status message: an INFO record of ``skyward.<cloud>`` (``skyward.verda``, ``skyward.vastai``), and a
+        line on stderr unless quiet."""
+        line = f"skyward [{self.cloud.label} {self.pool_id}] {message}"
+        log = logging.getLogger(f"skyward.{self.cloud.label}")
+        status_line(log, f"{self.pool_id}: {message}", line, shown=not self._settings.quiet)
 
     def start(self, cluster: ClusterSpec, image: Image, secret: bytes, lease: float) -> None:
         settings = self._settings
@@ -109,7 +110,13 @@ class RentedDeployment:
             if self.ssh is not None:
                 self.ssh.close()
         finally:
-            run_outliving_interrupts(self.release, self.pool_id, self.workdir, self.cloud.label, logger)
+            run_outliving_interrupts(
+                self.release,
+                self.pool_id,
+                self.workdir,
+                self.cloud.label,
+                logging.getLogger(f"skyward.{self.cloud.label}"),
+            )
 
     def release(self) -> None:
         """Delete every instance of the pool (those recorded and any the cloud lists for it), then the key and
