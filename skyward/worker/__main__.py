@@ -80,6 +80,19 @@ async def _main(config: AgentConfig) -> None:
         raise server.exception()  # type: ignore[misc]
 
 
+def _volume_log() -> logging.Logger:
+    """``skyward.volumes`` on a node: its records are lines on the agent's stdout, which the provider forwards to
+    the client (prefixed with the node's name) before and after the ready line alike."""
+    log = logging.getLogger("skyward.volumes")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
+
+
 def _mount_volumes(config: AgentConfig) -> MountedVolumes | None:
     """Mount the pool's volumes before the ready line, so they are there for the first task; exit saying why
     when one cannot be mounted (the provider shows this output in the pool's start error)."""
@@ -88,7 +101,7 @@ def _mount_volumes(config: AgentConfig) -> MountedVolumes | None:
     from skyward.volumes.mount import mount_volumes  # ctypes & co. only on nodes with volumes
 
     try:
-        return mount_volumes(config.volumes, lambda line: print(line, flush=True))
+        return mount_volumes(config.volumes, _volume_log().info)
     except (VolumeError, OSError) as exc:
         sys.exit(f"skyward worker: {exc}")
 
