@@ -28,11 +28,12 @@ from skyward.link import Link
 from skyward.payload import EncodedTask, encode_task
 from skyward.pool_conventions import PoolConventions
 from skyward.pool_handle import PoolHandle
+from skyward.pool_stats import PoolStats
 from skyward.preload import ImportedOnLoad, loaded
 from skyward.providers.base import Deployment, NodeInfo, Provider
 from skyward.providers.local import Local
 from skyward.recovery import NodeRecovery
-from skyward.scheduler import NodeSlots, Scheduler, TaskFuture, TransferStats
+from skyward.scheduler import NodeSlots, Scheduler, TaskFuture
 from skyward.spec import ClusterSpec, Resources, Worker, check_honoured, resource_spellings
 from skyward.window import Window
 
@@ -226,6 +227,8 @@ class ComputePool(PoolConventions):
             on_node_down=recovery.on_node_down,
         )
         recovery.scheduler = self._scheduler
+        for started in self._deployment.nodes:
+            self._scheduler.stats.nodes[started.info.index].host = started.info.host
         self._recovery = recovery
         self._heartbeat = io.run(recovery.watch())
 
@@ -379,9 +382,9 @@ class ComputePool(PoolConventions):
         return [n.info for n in self._deployment.nodes if n.info.index in alive]
 
     @property
-    def stats(self) -> TransferStats:
-        """Tasks and bytes sent to nodes so far (large arguments are counted once per node)."""
-        return self._scheduler.stats if self._scheduler is not None else TransferStats()
+    def stats(self) -> PoolStats:
+        """What the pool did, per node and in total (`skyward.pool_stats.PoolStats`; ``print`` shows a table)."""
+        return self._scheduler.stats if self._scheduler is not None else PoolStats()
 
     @property
     def pool_id(self) -> str:

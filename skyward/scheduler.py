@@ -24,15 +24,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from skyward import reply as replies
 from skyward import settling
 from skyward.delivery import Delivered, Delivery
 from skyward.dispatch import Dispatcher, Replied
-from skyward.errors import NodeLost, SkywardError
+from skyward.errors import NodeLost, SkywardError, describe_exit
 from skyward.futures import TaskFuture
 from skyward.ioloop import EventLoopThread
 from skyward.link import Link
 from skyward.payload import EncodedTask
 from skyward.placement import Placement
+from skyward.pool_stats import NodeStats, PoolStats
 from skyward.scheduling_state import NodeSlots, Task, WindowState
 from skyward.uploads import TransferStats
 
@@ -66,7 +68,8 @@ class Scheduler:
         lost."""
         self.nodes = nodes
         self.placement = Placement(nodes)
-        self.stats = TransferStats()
+        self.stats = PoolStats([NodeStats(n.index, n.name, slots=n.capacity) for n in nodes])
+        self.stats.queue_depth = lambda index: nodes[index].queued_here
         self._retries = retries
         self._max_task_crashes = max_task_crashes
         self._ids = (f"{id_prefix}-{n}" for n in itertools.count())
@@ -154,6 +157,9 @@ class Scheduler:
                 if final is not None:
                     task.future._returned(now)
                     delivered.append((task, node.name, final))
+                    self.stats.replied(node.index, task.function, task.future.dispatched_at, now, final)
+                elif type(outcome) is replies.Crashed:  # charged, and sent again
+                    self.stats.nodes[node.index].retried += 1
                 touched[node.index] = node
             if delivered:
                 self._delivery.put_all(delivered)
@@ -172,6 +178,7 @@ class Scheduler:
             if self._closed or not node.alive or (generation is not None and generation != node.generation):
                 return
             self.placement.set_state(node, alive=False, recovering=True)
+            self.stats.set_state(index, "restarting", reason)
         logger.warning("node %s is down: %s", node.name, reason)
         if self._on_node_down is not None:
             self._on_node_down(index, reason)
@@ -182,8 +189,10 @@ class Scheduler:
         """Node `index` is gone for good (its machine or link): its tasks go elsewhere, `retries` times."""
         node = self.nodes[index]
         with self._lock:
+            held = _unfinished(node)
             failed = settling.lose_node(self.placement, node, reason, retries=self._retries)
-            placed = self._settle_locked(node, failed)
+            self.stats.set_state(index, "lost", reason)
+            placed = self._settle_locked(node, failed, held)
         self._go(placed)
         logger.warning("node %s is lost: %s", node.name, reason)
 
@@ -196,18 +205,27 @@ class Scheduler:
         node = self.nodes[index]
         retries, max_crashes = self._retries, self._max_task_crashes
         with self._lock:
+            held = _unfinished(node)
             failed, again = settling.crash_node(
                 self.placement, node, exit_code, signal, output, restart=restart, retries=retries,
                 max_task_crashes=max_crashes,
             )  # fmt: skip
-            placed = self._settle_locked(node, failed)
+            crash = f"its worker process died ({describe_exit(exit_code, signal)})"
+            self.stats.set_state(index, "restarting" if again else "lost", crash)
+            placed = self._settle_locked(node, failed, held)
         self._go(placed)
         return again
 
-    def _settle_locked(self, node: NodeSlots, failed: Sequence[tuple[Task, BaseException]]) -> _Placed:
-        """Hand a node event's failures to the delivery thread, then place what can go now."""
+    def _settle_locked(
+        self, node: NodeSlots, failed: Sequence[tuple[Task, BaseException]], held: list[Task]
+    ) -> _Placed:
+        """Hand a node event's failures to the delivery thread, then place what can go now (`held`: the
+        unfinished tasks the node had, to count those sent again)."""
         for task, error in failed:
             self.placement.release(task, failed=True)
+            self.stats.failed_without_reply(node.index, task.function, error)
+        failing = {id(task) for task, _ in failed}
+        self.stats.nodes[node.index].retried += sum(id(task) not in failing for task in held)
         self._delivery.put_all([(task, node.name, error) for task, error in failed])
         return self._place_locked((node,))
 
@@ -221,6 +239,7 @@ class Scheduler:
             node.blobs.clear()
             node.uploads.clear()
             self.placement.set_state(node, alive=True, recovering=False)
+            self.stats.set_state(index, "ready")
             placed = self._place_locked((node,))
         self._go(placed)
 
@@ -236,6 +255,7 @@ class Scheduler:
         tell: NodeSlots | None = None
         placed: _Placed = ([], [])
         with self._lock:
+            self.stats.cancelled(task.node)
             node = self.nodes[task.node] if task.node is not None else None
             if node is not None and node.running.get(task.id) is task:  # counted busy until its node answers
                 if task.cancel_sent:
@@ -265,3 +285,7 @@ class Scheduler:
             self._closed = True
         self.cancel_all()
         self._delivery.close()
+
+
+def _unfinished(node: NodeSlots) -> list[Task]:
+    return [task for task in node.running.values() if not task.future.done()]
