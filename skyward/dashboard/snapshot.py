@@ -1,0 +1,130 @@
+"""What the dashboard page is sent each second: one JSON-able dict built from `pool.stats` and the scheduler.
+
+No second bookkeeping: node counters, states and recent tasks are `pool.stats`'s (see `skyward.pool_stats`);
+the scheduler is read for what runs now (slots busy, labelled windows such as a joblib call). Nothing here
+carries a task's arguments or the pool's secret: functions by name, failures by their remote traceback text.
+Times are sent as wall-clock seconds (``time.time()``) for the page to draw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from skyward.bootstrap.progress import BootstrapEvent
+
+if TYPE_CHECKING:
+    from skyward.pool import ComputePool
+
+#: Seconds of history the page draws (task stream, throughput); records older than that are not sent.
+HISTORY_SECONDS = 180.0
+
+
+@dataclass
+class Watch:
+    """What the dashboard keeps besides `pool.stats`: bootstrap events of its nodes and one sample a second."""
+
+    pool_id: str
+    started: float = field(default_factory=time.time)
+    provisioning: dict[str, dict[str, Any]] = field(default_factory=dict)  # node name -> its latest phase
+    samples: deque[tuple[float, int, int, int]] = field(default_factory=lambda: deque(maxlen=600))
+
+    def on_bootstrap(self, event: BootstrapEvent) -> None:
+        """A bootstrap event (of any pool: kept when it is one of this pool's nodes)."""
+        if event.node.startswith(self.pool_id):
+            self.provisioning[event.node] = {
+                "host": event.host, "phase": event.phase, "message": event.message,
+                "elapsed": round(event.elapsed, 1), "at": time.time(),
+            }  # fmt: skip
+
+    def sample(self, pool: ComputePool) -> None:
+        """Record (time, tasks finished, slots busy, slots) for the throughput and utilisation charts."""
+        scheduler = pool._scheduler
+        if scheduler is None:
+            return
+        stats = scheduler.stats
+        busy = sum(min(len(n.running), n.capacity) for n in scheduler.nodes if n.alive)
+        self.samples.append((time.time(), stats.done + stats.failed, busy, scheduler.total_slots))
+
+
+def build(pool: ComputePool, watch: Watch, since: float) -> dict[str, Any]:
+    """The page's data: the pool, its nodes, tasks that ended after `since` (wall clock), charts and calls."""
+    now_wall, now_mono = time.time(), time.monotonic()
+    offset = now_wall - now_mono
+    scheduler, deployment = pool._scheduler, pool._deployment
+    out: dict[str, Any] = {
+        "now": now_wall,
+        "pool": {
+            "id": pool.cluster.pool_id, "provider": pool.provider.name, "nodes": pool.cluster.nodes,
+            "concurrency": pool.worker.concurrency, "executor": pool.worker.executor,
+            "active": scheduler is not None, "uptime": round(now_wall - watch.started, 1),
+        },
+        "provisioning": watch.provisioning,
+        "samples": [list(s) for s in watch.samples if s[0] >= now_wall - HISTORY_SECONDS],
+        "nodes": [], "tasks": [], "calls": [], "totals": {},
+    }  # fmt: skip
+    if scheduler is None:
+        return out
+    stats = scheduler.stats
+    details = getattr(deployment, "node_details", None)
+    infos = {n.info.index: n.info for n in deployment.nodes} if deployment is not None else {}
+    for row, node in zip(stats.node_rows(), list(scheduler.nodes), strict=False):
+        info = infos.get(node.index)
+        row.update(
+            index=node.index, provider=pool.provider.name,
+            executor=info.executor if info else pool.worker.executor,
+            busy=min(len(node.running), node.capacity) if node.alive else 0,
+            details=_details(details, node.index), phase=watch.provisioning.get(node.name, {}).get("phase"),
+        )  # fmt: skip
+        out["nodes"].append(row)
+    cutoff = max(since, now_wall - HISTORY_SECONDS) - offset
+    for record in stats.recent_tasks(HISTORY_SECONDS):
+        if record.end > cutoff:
+            out["tasks"].append({
+                "f": record.function, "n": record.node, "s": record.slot, "t0": record.start + offset,
+                "t1": record.end + offset, "ok": record.ok, "tb": None if record.ok else record.traceback(),
+            })  # fmt: skip
+    out["calls"] = _calls(scheduler)
+    out["totals"] = {
+        "done": stats.done, "failed": stats.failed, "retried": stats.retried,
+        "cancelled": stats.cancelled_total, "busy_seconds": round(stats.busy_seconds, 1),
+        "tasks_sent": stats.tasks_sent, "bytes_out": sum(n.bytes_out for n in stats.nodes),
+        "bytes_in": sum(n.bytes_in for n in stats.nodes), "slots": scheduler.total_slots,
+        "queued": scheduler.queued,
+    }  # fmt: skip
+    return out
+
+
+def _details(details: Any, index: int) -> Mapping[str, str]:
+    if details is None:
+        return {}
+    try:
+        return dict(details(index))
+    except Exception:  # noqa: BLE001  (a provider's extra details are best effort)
+        return {}
+
+
+def _calls(scheduler: Any) -> list[dict[str, Any]]:
+    """The labelled windows still open (a joblib call's batches, ...): done of submitted so far."""
+    for _ in range(3):  # a weak set changed by another thread while copied: look again
+        try:
+            windows = list(scheduler.placement.windows)
+            break
+        except RuntimeError:
+            continue
+    else:
+        return []
+    return [
+        {
+            "label": w.label,
+            "done": w.finished,
+            "total": w.joined,
+            "in_flight": w.in_flight,
+            "stopped": w.stopped,
+        }
+        for w in windows
+        if w.label and not w.cancelled
+    ]
