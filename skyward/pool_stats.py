@@ -46,6 +46,8 @@ class TaskRecord:
         if self.ok:
             return ""
         error = self.error
+        if isinstance(error, str):
+            return error
         if hasattr(error, "frame"):  # a node's Error reply: (type name, message, traceback text, pickle)
             from skyward import wire
 
@@ -56,8 +58,8 @@ class TaskRecord:
             text = str(tb_text) or f"{type_name}: {message}"
         else:
             text = f"{type(error).__name__}: {error}"
-        self.error = text  # decoded once
-        return text[-TRACEBACK_CHARS:]
+        self.error = text[-TRACEBACK_CHARS:]  # decoded once
+        return self.error
 
 
 @dataclass(slots=True)
