@@ -19,7 +19,9 @@ def node_name(index: int) -> str:
 
 def test_the_dashboard_of_an_ssh_pool_lists_its_nodes_hosts_and_bootstrap(lab: Lab, ssh_provider) -> None:
     provider = ssh_provider("alpha", "beta")
-    with sky.ComputePool(provider=provider, nodes=2, worker=sky.Worker(concurrency=2), dashboard=True) as pool:
+    with sky.ComputePool(
+        provider=provider, nodes=2, worker=sky.Worker(concurrency=2), dashboard=True
+    ) as pool:
         ran = Counter(pool.map(node_name, range(16)))
         assert pool.dashboard_url is not None
         dom = rendered_dom(pool.dashboard_url)
