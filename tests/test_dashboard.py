@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from browser import node_rows, rendered_dom
@@ -153,3 +156,31 @@ def test_without_aiohttp_the_error_names_the_extra(monkeypatch: pytest.MonkeyPat
 def test_dashboard_takes_a_bool_or_a_port(value: object) -> None:
     with pytest.raises(ValueError, match="dashboard"):
         sky.ComputePool(dashboard=value)  # type: ignore[arg-type]
+
+
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_a_running_joblib_call_shows_its_batches_done_of_submitted() -> None:
+    joblib = pytest.importorskip("joblib")
+    with sky.ComputePool(
+        nodes=2, worker=sky.Worker(concurrency=2), plugins=[sky.plugins.joblib()], dashboard=True
+    ) as pool:
+        base, token = _base(pool)
+        seen: list[dict[str, object]] = []
+        with ThreadPoolExecutor(1) as side:
+            call = side.submit(
+                lambda: joblib.Parallel(n_jobs=-1, batch_size=1)(joblib.delayed(nap)(0.1) for _ in range(40))
+            )
+            while not call.done():
+                calls = json.loads(_get(base + "api/snapshot?token=" + token)[1])["calls"]
+                seen += [c for c in calls if str(c["label"]).startswith("joblib")]
+                time.sleep(0.1)
+            assert call.result() == [0.1] * 40
+        after = json.loads(_get(base + "api/snapshot?token=" + token)[1])["calls"]
+    assert seen, "the call's progress never showed"
+    assert any(0 < int(c["done"]) < 40 for c in seen)  # seen part-way
+    assert all(int(c["done"]) <= int(c["total"]) <= 40 for c in seen)
+    assert not [c for c in after if str(c["label"]).startswith("joblib")]  # gone once the call ended
