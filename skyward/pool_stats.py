@@ -129,7 +129,10 @@ class PoolStats(TransferStats):
             stats.failed += 1
         lanes = stats.lanes  # the slot that freed first ran it (the module docstring)
         free_at, slot = lanes[0]
-        start = end if sent is None else min(max(sent, free_at), end)
+        # Comparisons, not min()/max(): two builtin calls cost ~0.9 us of the ~1.4 here.
+        start = end if sent is None else (sent if sent > free_at else free_at)  # noqa: FURB136
+        if start > end:  # noqa: PLR1730
+            start = end
         heapq.heapreplace(lanes, (end, slot))
         stats.busy_seconds += end - start
         self.recent.append((function, node, slot, start, end, ok, error))
