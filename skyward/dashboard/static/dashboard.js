@@ -86,13 +86,16 @@
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
     svg.setAttribute("height", height);
     svg.replaceChildren();
-    const x = (t) => left + (width - left - 4) * (1 - (now - t) / HISTORY);
+    // The last HISTORY seconds, or less while the pool is young (at least a minute): no empty left half.
+    const oldest = tasks.reduce((m, t) => Math.min(m, t.t0), now);
+    const span = Math.min(HISTORY, Math.max(60, Math.ceil((now - oldest) / 30) * 30));
+    const x = (t) => left + (width - left - 4) * (1 - (now - t) / span);
     const laneOf = new Map(lanes.map((lane, i) => [lane[0] + ":" + lane[1], i]));
     lanes.forEach(([, slot, name], i) => {
       svg.appendChild(el("svg:text", { x: 2, y: i * rowH + 11 }, name + " / " + slot));
       svg.appendChild(el("svg:line", { x1: left, x2: width, y1: (i + 1) * rowH, y2: (i + 1) * rowH, stroke: "#eef0f4" }));
     });
-    for (let m = 0; m <= HISTORY; m += 30) {
+    for (let m = 0; m <= span; m += span > 90 ? 30 : 10) {
       svg.appendChild(el("svg:text", { x: x(now - m) - 12, y: height - 4 }, m ? "-" + m + "s" : "now"));
     }
     for (const task of tasks) {
