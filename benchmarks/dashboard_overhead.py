@@ -62,6 +62,19 @@ def one_round(dashboard: bool, calls: int, nodes: int, concurrency: int) -> tupl
     return calls / wall, cpu / calls * 1e6
 
 
+def stats_cost(replies_count: int = 200_000) -> float:
+    """CPU microseconds `pool.stats` spends on one reply (paid with or without the dashboard)."""
+    from skyward import reply
+    from skyward.pool_stats import NodeStats, PoolStats
+
+    stats = PoolStats([NodeStats(i, f"node-{i}", slots=4) for i in range(4)])
+    ok = reply.Ok(b"")
+    started = time.process_time()
+    for i in range(replies_count):
+        stats.replied(i & 3, "f", float(i), i + 0.5, ok)
+    return (time.process_time() - started) / replies_count * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
