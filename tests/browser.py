@@ -41,16 +41,18 @@ def screenshot(url: str, path: str, size: str = "1400,1100", budget_ms: int = 40
 
 
 def node_rows(dom: str) -> dict[str, dict[str, str]]:
-    """The dashboard's nodes table as rendered: node name -> its done and failed cells and its state."""
+    """The dashboard's nodes table as rendered: node name -> its done, failed and threads cells and
+    its state."""
     rows = {}
     for match in re.finditer(r'<tr class="[^"]*" data-node="([^"]+)">(.*?)</tr>', dom, re.DOTALL):
         cells = dict(
-            re.findall(r'<td class="(?:num )?(done|failed|state[^"]*)">([^<]*)</td>', match.group(2))
+            re.findall(r'<td class="(?:num )?(done|failed|threads|state[^"]*)">([^<]*)</td>', match.group(2))
         )
         state = next((value for key, value in cells.items() if key.startswith("state")), "")
         rows[match.group(1)] = {
             "done": cells.get("done", ""),
             "failed": cells.get("failed", ""),
             "state": state,
+            "threads": cells.get("threads", ""),
         }
     return rows

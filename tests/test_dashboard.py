@@ -26,8 +26,8 @@ import skyward as sky
 
 
 @sky.compute
-def node_of(index: int) -> tuple[str, int]:
-    return os.environ["SKYWARD_NODE"], index
+def node_of(index: int) -> tuple[str, str]:
+    return os.environ["SKYWARD_NODE"], os.environ["OMP_NUM_THREADS"]
 
 
 @sky.compute
@@ -62,9 +62,9 @@ def _base(pool: sky.ComputePool) -> tuple[str, str]:
 
 def test_the_page_shows_each_node_its_finished_tasks_and_a_failures_traceback() -> None:
     with sky.ComputePool(nodes=2, worker=sky.Worker(concurrency=2), dashboard=True) as pool:
-        ran = Counter(
-            name for name, _ in (f.result(timeout=60) for f in [node_of(i) > pool for i in range(24)])
-        )
+        results = [f.result(timeout=60) for f in [node_of(i) > pool for i in range(24)]]
+        ran = Counter(name for name, _ in results)
+        threads = dict(results)  # each node's native thread limit, as its tasks see it
         with pytest.raises(ValueError, match="seven is broken"):
             broken("tb-marker-41") >> pool
         assert pool.dashboard_url is not None
@@ -77,6 +77,7 @@ def test_the_page_shows_each_node_its_finished_tasks_and_a_failures_traceback() 
         assert row["done"] == str(ran[name]), (name, row, ran)  # where the tasks really ran (SKYWARD_NODE)
         assert row["failed"] == ("1" if name in failed_on else "0")
         assert row["state"] == "ready"
+        assert row["threads"] == threads[name]
     text = html.unescape(dom)
     assert "ValueError: seven is broken tb-marker-41" in text  # the remote traceback, in the failures panel
     assert 'raise ValueError(f"seven is broken {tag}")' in text

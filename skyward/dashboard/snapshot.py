@@ -75,7 +75,7 @@ def build(pool: ComputePool, watch: Watch, since: float) -> dict[str, Any]:
         info = infos.get(node.index)
         row.update(
             index=node.index, provider=pool.provider.name,
-            executor=info.executor if info else pool.worker.executor,
+            executor=info.executor if info else pool.worker.executor, threads=info.threads if info else None,
             busy=min(len(node.running), node.capacity) if node.alive else 0,
             details=_details(details, node.index), phase=watch.provisioning.get(node.name, {}).get("phase"),
         )  # fmt: skip

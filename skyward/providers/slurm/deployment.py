@@ -153,6 +153,7 @@ class SlurmDeployment:
             pid=announced.pid,
             concurrency=launch.cluster.worker.concurrency,
             executor=launch.cluster.worker.executor,
+            threads=announced.threads,
         )
         # casty knows the agent by its own port; the client dials the relay's.
         return StartedNode(
