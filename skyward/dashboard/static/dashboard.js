@@ -72,6 +72,7 @@
       cell(row, n.queue_depth, "num");
       cell(row, bytes(n.bytes_out) + " / " + bytes(n.bytes_in), "num");
       cell(row, n.heartbeat_age === null ? "–" : seconds(n.heartbeat_age) + " ago", "num");
+      cell(row, n.threads ?? "–", "num threads");
       cell(row, Object.entries(n.details || {}).map(([k, v]) => k + ": " + v).join(", "));
       body.appendChild(row);
     }
