@@ -185,3 +185,17 @@ def test_a_running_joblib_call_shows_its_batches_done_of_submitted() -> None:
     assert any(0 < int(c["done"]) < 40 for c in seen)  # seen part-way
     assert all(int(c["done"]) <= int(c["total"]) <= 40 for c in seen)
     assert not [c for c in after if str(c["label"]).startswith("joblib")]  # gone once the call ended
+
+
+def test_a_port_in_use_fails_the_pool_entry_and_leaves_nothing_running() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        pool = sky.ComputePool(nodes=1, dashboard=port)
+        with pytest.raises(OSError), pool:
+            pass
+        assert pool.nodes == [] and pool.dashboard_url is None
+    with pool:  # the same pool starts once the port is free
+        assert pool.dashboard_url == f"http://127.0.0.1:{port}/?token={pool.dashboard_url.split('=')[-1]}"
+        assert node_of(0) >> pool
