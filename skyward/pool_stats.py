@@ -178,13 +178,21 @@ class PoolStats(TransferStats):
     def busy_seconds(self) -> float:
         return sum(n.busy_seconds for n in self.nodes)
 
-    def recent_tasks(self, horizon: float = RECENT_SECONDS) -> list[TaskRecord]:
-        """The tasks that ended in the last `horizon` seconds, oldest first (older ones are dropped)."""
-        cutoff = time.monotonic() - RECENT_SECONDS
-        while self.recent and self.recent[0][4] < cutoff:
+    def recent_tasks(
+        self, horizon: float = RECENT_SECONDS, after: float | None = None, limit: int | None = None
+    ) -> list[TaskRecord]:
+        """The tasks that ended in the last `horizon` seconds (and after `after`, a `time.monotonic()`), oldest
+        first; the newest `limit` of them when given. Records past `RECENT_SECONDS` are dropped here."""
+        now = time.monotonic()
+        while self.recent and self.recent[0][4] < now - RECENT_SECONDS:
             self.recent.popleft()
-        cutoff = time.monotonic() - horizon
-        return [TaskRecord(*record) for record in list(self.recent) if record[4] >= cutoff]
+        cutoff = now - horizon if after is None else max(now - horizon, after)
+        records = list(self.recent)  # a copy: replies may be appended meanwhile
+        first = len(records)
+        bottom = 0 if limit is None else max(0, first - limit)
+        while first > bottom and records[first - 1][4] > cutoff:  # appended as they end: the newest are last
+            first -= 1
+        return [TaskRecord(*record) for record in records[first:]]
 
     def node_rows(self) -> list[dict[str, Any]]:
         """One dict per node: its counters, queue depth and heartbeat age (seconds), as the table shows them."""

@@ -108,3 +108,20 @@ def test_a_lost_node_stays_listed_with_its_reason() -> None:
         assert "worker process" in rows[victim.name]["reason"]
         assert rows[victim.name]["heartbeat_age"] is None
         assert rows[pool.nodes[0].name]["state"] == "ready"
+
+
+def test_recent_tasks_are_the_newest_after_a_time_and_at_most_a_limit() -> None:
+    from skyward import reply
+    from skyward.pool_stats import NodeStats, PoolStats
+
+    stats = PoolStats([NodeStats(0, "n0", slots=2)])
+    now = time.monotonic()
+    for i in range(10):
+        stats.replied(0, f"f{i}", now - 5 + i * 0.4, now - 4.9 + i * 0.4, reply.Ok(b""))
+    assert [r.function for r in stats.recent_tasks()] == [f"f{i}" for i in range(10)]
+    assert [r.function for r in stats.recent_tasks(after=now - 3.0)] == [f"f{i}" for i in range(5, 10)]
+    assert [r.function for r in stats.recent_tasks(limit=3)] == ["f7", "f8", "f9"]
+    assert [r.function for r in stats.recent_tasks(horizon=2.0)] == ["f8", "f9"]
+    # Two slots, tasks one after another: each starts when it was sent (its slot was free), so busy = sum.
+    assert abs(stats.nodes[0].busy_seconds - 10 * 0.1) < 1e-9
+    assert {r.slot for r in stats.recent_tasks()} <= {0, 1}

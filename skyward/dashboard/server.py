@@ -126,10 +126,14 @@ class Dashboard:
     async def _page(self, request: web.Request) -> web.StreamResponse:
         return self._web.Response(text=page.html(), content_type="text/html")
 
+    def _encode(self, since: float) -> str:
+        return json.dumps(build(self._pool, self.watch, since), separators=(",", ":"))
+
     async def _snapshot(self, request: web.Request) -> web.StreamResponse:
         try:
             since = float(request.query.get("since", "0"))
         except ValueError:
             since = 0.0
-        body = json.dumps(build(self._pool, self.watch, since), separators=(",", ":"))
+        # Off the loop's thread: a first load (thousands of task records) takes tens of milliseconds.
+        body = await asyncio.to_thread(self._encode, since)
         return self._web.Response(text=body, content_type="application/json")

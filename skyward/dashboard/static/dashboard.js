@@ -218,7 +218,10 @@
       if (!response.ok) throw new Error(response.status + " " + response.statusText);
       const data = await response.json();
       nodes = data.nodes;
-      for (const task of data.tasks) { tasks.push(task); since = Math.max(since, task.t1); }
+      for (const [f, n, s, t0, t1, ok, tb] of data.tasks) {  // sent as lists, for size
+        tasks.push({ f, n, s, t0, t1, ok, tb });
+        since = Math.max(since, t1);
+      }
       tasks = tasks.filter((t) => t.t1 >= data.now - HISTORY);
       drawSummary(data);
       drawNodes(data);
