@@ -199,3 +199,19 @@ def test_a_port_in_use_fails_the_pool_entry_and_leaves_nothing_running() -> None
     with pool:  # the same pool starts once the port is free
         assert pool.dashboard_url == f"http://127.0.0.1:{port}/?token={pool.dashboard_url.split('=')[-1]}"
         assert node_of(0) >> pool
+
+
+def test_while_provisioning_the_nodes_its_bootstrap_names_are_starting() -> None:
+    from skyward.bootstrap import BootstrapEvent
+    from skyward.dashboard.snapshot import Watch, build
+
+    pool = sky.ComputePool(nodes=2)  # not entered: no node is up yet
+    watch = Watch(pool.pool_id)
+    watch.on_bootstrap(BootstrapEvent(f"{pool.pool_id}-node-0", "alpha", "install", "uv sync", 3.2))
+    watch.on_bootstrap(BootstrapEvent("sky-otherpool-node-0", "beta", "probe", "", 0.1))  # another pool's
+    data = build(pool, watch, 0.0)
+    assert [(n["name"], n["state"], n["phase"], n["host"]) for n in data["nodes"]] == [
+        (f"{pool.pool_id}-node-0", "starting", "install", "alpha")
+    ]
+    assert list(data["provisioning"]) == [f"{pool.pool_id}-node-0"]
+    assert data["pool"]["active"] is False

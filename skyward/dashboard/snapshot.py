@@ -68,7 +68,8 @@ def build(pool: ComputePool, watch: Watch, since: float) -> dict[str, Any]:
         "samples": [list(s) for s in watch.samples if s[0] >= now_wall - HISTORY_SECONDS],
         "nodes": [], "tasks": [], "calls": [], "totals": {},
     }  # fmt: skip
-    if scheduler is None:
+    if scheduler is None:  # still provisioning: the nodes its bootstrap events name, starting
+        out["nodes"] = [_starting(pool, name, event) for name, event in sorted(watch.provisioning.items())]
         return out
     stats = scheduler.stats
     details = getattr(deployment, "node_details", None)
@@ -96,6 +97,16 @@ def build(pool: ComputePool, watch: Watch, since: float) -> dict[str, Any]:
         "queued": scheduler.queued,
     }  # fmt: skip
     return out
+
+
+def _starting(pool: ComputePool, name: str, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name, "index": -1, "host": event["host"], "state": "starting", "reason": event["phase"],
+        "provider": pool.provider.name, "executor": pool.worker.executor, "threads": None, "details": {},
+        "slots": pool.worker.concurrency, "busy": 0, "done": 0, "failed": 0, "retried": 0, "cancelled": 0,
+        "busy_seconds": 0.0, "bytes_out": 0, "bytes_in": 0, "queue_depth": 0, "heartbeat_age": None,
+        "phase": event["phase"],
+    }  # fmt: skip
 
 
 def _details(details: Any, index: int) -> Mapping[str, str]:
