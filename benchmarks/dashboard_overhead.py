@@ -104,6 +104,9 @@ def main() -> None:
     print(
         "raw tasks/s off:", [round(r) for r, _ in figures[False]], "on:", [round(r) for r, _ in figures[True]]
     )
+    print("raw client us/task off:", [round(c, 1) for _, c in figures[False]],
+          "on:", [round(c, 1) for _, c in figures[True]])  # fmt: skip
+    print(f"pool.stats bookkeeping per reply (paid either way): {stats_cost():.2f} us CPU")
 
 
 if __name__ == "__main__":
