@@ -183,6 +183,12 @@ class PoolStats(TransferStats):
     ) -> list[TaskRecord]:
         """The tasks that ended in the last `horizon` seconds (and after `after`, a `time.monotonic()`), oldest
         first; the newest `limit` of them when given. Records past `RECENT_SECONDS` are dropped here."""
+        return [TaskRecord(*record) for record in self.recent_raw(horizon, after, limit)]
+
+    def recent_raw(
+        self, horizon: float = RECENT_SECONDS, after: float | None = None, limit: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """`recent_tasks` as tuples of `TaskRecord`'s fields, for readers that want them fast (the dashboard)."""
         now = time.monotonic()
         while self.recent and self.recent[0][4] < now - RECENT_SECONDS:
             self.recent.popleft()
@@ -192,7 +198,7 @@ class PoolStats(TransferStats):
         bottom = 0 if limit is None else max(0, first - limit)
         while first > bottom and records[first - 1][4] > cutoff:  # appended as they end: the newest are last
             first -= 1
-        return [TaskRecord(*record) for record in records[first:]]
+        return records[first:]
 
     def node_rows(self) -> list[dict[str, Any]]:
         """One dict per node: its counters, queue depth and heartbeat age (seconds), as the table shows them."""

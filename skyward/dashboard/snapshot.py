@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from skyward.bootstrap.progress import BootstrapEvent
+from skyward.pool_stats import TaskRecord
 
 if TYPE_CHECKING:
     from skyward.pool import ComputePool
@@ -83,11 +84,18 @@ def build(pool: ComputePool, watch: Watch, since: float) -> dict[str, Any]:
             details=_details(details, node.index), phase=watch.provisioning.get(node.name, {}).get("phase"),
         )  # fmt: skip
         out["nodes"].append(row)
-    # Lists, not objects: at thousands of tasks a second this is most of the response and of its cost.
+    # At thousands of tasks a second the records are most of the response and of its cost: each is a list,
+    # its function an index into `functions`, its times whole milliseconds before `now` (floats' JSON is slow).
+    functions: dict[str, int] = {}
     out["tasks"] = [
-        [r.function, r.node, r.slot, r.start + offset, r.end + offset, r.ok, None if r.ok else r.traceback()]
-        for r in stats.recent_tasks(HISTORY_SECONDS, after=since - offset, limit=MAX_TASKS_SENT)
-    ]
+        [functions.setdefault(function, len(functions)), node, slot, int((now_mono - start) * 1000),
+         int((now_mono - end) * 1000), ok, None if ok else TaskRecord(function, node, slot, start, end, ok, error)
+         .traceback()]
+        for function, node, slot, start, end, ok, error in stats.recent_raw(
+            HISTORY_SECONDS, after=since - offset, limit=MAX_TASKS_SENT
+        )
+    ]  # fmt: skip
+    out["functions"] = list(functions)
     out["calls"] = _calls(scheduler)
     out["totals"] = {
         "done": stats.done, "failed": stats.failed, "retried": stats.retried,

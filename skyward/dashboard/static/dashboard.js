@@ -218,9 +218,11 @@
       if (!response.ok) throw new Error(response.status + " " + response.statusText);
       const data = await response.json();
       nodes = data.nodes;
-      for (const [f, n, s, t0, t1, ok, tb] of data.tasks) {  // sent as lists, for size
-        tasks.push({ f, n, s, t0, t1, ok, tb });
-        since = Math.max(since, t1);
+      // Sent as lists for size: function index, node, slot, start and end in ms before `now`, ok, traceback.
+      for (const [fi, n, s, ago0, ago1, ok, tb] of data.tasks) {
+        const task = { f: data.functions[fi], n, s, t0: data.now - ago0 / 1000, t1: data.now - ago1 / 1000, ok, tb };
+        tasks.push(task);
+        since = Math.max(since, task.t1);
       }
       tasks = tasks.filter((t) => t.t1 >= data.now - HISTORY);
       drawSummary(data);
