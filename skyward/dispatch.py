@@ -20,8 +20,9 @@ from skyward import reply as replies
 from skyward.errors import SkywardError
 from skyward.ioloop import EventLoopThread
 from skyward.link import LinkError
+from skyward.pool_stats import PoolStats
 from skyward.scheduling_state import NodeSlots, Task
-from skyward.uploads import TransferStats, run_with_blobs
+from skyward.uploads import run_with_blobs
 
 #: One reply: ``(task, epoch, node, generation, outcome)``: the node answered (or running failed).
 Replied = tuple[Task, int, NodeSlots, int, "replies.Reply | BaseException"]
@@ -38,7 +39,7 @@ class Dispatcher:
         self,
         nodes: list[NodeSlots],
         io: EventLoopThread,
-        stats: TransferStats,
+        stats: PoolStats,
         on_replies: OnReplies,
         on_link_error: OnLinkError,
     ) -> None:
@@ -93,6 +94,7 @@ class Dispatcher:
             node = nodes[task.node]  # type: ignore[index]
             stats.tasks_sent += 1
             stats.task_bytes += len(task.payload)
+            stats.nodes[node.index].bytes_out += len(task.payload)
             try:
                 sent = asyncio.ensure_future(node.link.run(task.id, task.payload, ()), loop=loop)
             except BaseException as exc:  # noqa: BLE001 - a link should fail its future; delivered all the same
@@ -106,7 +108,9 @@ class Dispatcher:
         """A task sent without blobs came back (the future chain of `_drain`)."""
         outcome: replies.Reply | BaseException
         try:
-            outcome = replies.decode(sent.result())
+            data = sent.result()
+            self._stats.nodes[node.index].bytes_in += len(data)
+            outcome = replies.decode(data)
         except LinkError as exc:
             self._on_link_error(node.index, str(exc), generation)
             return

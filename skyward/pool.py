@@ -21,6 +21,7 @@ from typing import Any, Self, TypeVar
 
 from skyward import plugin_host
 from skyward.blobs import BlobIndex
+from skyward.dashboard import Dashboard, check_dashboard
 from skyward.errors import NoActivePool, ProvisionError, SkywardError
 from skyward.image import Image
 from skyward.ioloop import shared_loop
@@ -28,11 +29,12 @@ from skyward.link import Link
 from skyward.payload import EncodedTask, encode_task
 from skyward.pool_conventions import PoolConventions
 from skyward.pool_handle import PoolHandle
+from skyward.pool_stats import PoolStats
 from skyward.preload import ImportedOnLoad, loaded
 from skyward.providers.base import Deployment, NodeInfo, Provider
 from skyward.providers.local import Local
 from skyward.recovery import NodeRecovery
-from skyward.scheduler import NodeSlots, Scheduler, TaskFuture, TransferStats
+from skyward.scheduler import NodeSlots, Scheduler, TaskFuture
 from skyward.spec import ClusterSpec, Resources, Worker, check_honoured, resource_spellings
 from skyward.volumes import S3Volume, check_volumes
 from skyward.window import Window
@@ -79,6 +81,8 @@ class ComputePool(PoolConventions):
             without a round trip to the client; ``None`` is one per slot. Tasks queued on a busy node move to
             an idle one when nothing else is waiting (work stealing), so this costs no balance at the tail.
         lease: seconds a node keeps running without word from this client before it stops itself.
+        dashboard: ``True`` (a free port) or a port number: serve a live dashboard on 127.0.0.1 for the life
+            of the block, at `dashboard_url` (which carries its access token). Needs ``skyward[dashboard]``.
         cpu: at least this many vCPUs per node, e.g. ``8``.
         memory: at least this much memory per node, e.g. ``"32GB"``.
         accelerator: an accelerator and optional count per node, e.g. ``"T4"``, ``"A100:8"``.
@@ -110,6 +114,7 @@ class ComputePool(PoolConventions):
         restart_nodes: bool = True,
         prefetch: int | None = None,
         lease: float = 60.0,
+        dashboard: bool | int = False,
         cpu: int | None = None,
         memory: str | None = None,
         accelerator: str | None = None,
@@ -144,6 +149,8 @@ class ComputePool(PoolConventions):
         self.restart_nodes = bool(restart_nodes)
         self.prefetch = self.worker.concurrency if prefetch is None else prefetch
         self.lease = lease
+        self.dashboard = check_dashboard(dashboard)
+        self._dashboard: Dashboard | None = None
         resources = Resources(cpu, memory, accelerator, machine, allocation)
         # "cannot be honoured here" says more than "not a valid value" on a provider that takes no such setting
         check_honoured(type(self).__name__, self.provider, resources)
@@ -180,6 +187,10 @@ class ComputePool(PoolConventions):
         self._exit_stack = stack
         try:
             stack.callback(self._teardown)
+            if self.dashboard is not None:  # from the start: it shows provisioning
+                self._dashboard = Dashboard(self, self.dashboard)
+                stack.callback(self._dashboard.close)
+                self._dashboard.start()
             pm = plugin_host.manager(self.plugins)
             self.image = plugin_host.fold_image(pm, self.image, self.cluster)
             self._task_preparers = plugin_host.task_preparers(
@@ -230,6 +241,8 @@ class ComputePool(PoolConventions):
             on_node_down=recovery.on_node_down,
         )
         recovery.scheduler = self._scheduler
+        for started in self._deployment.nodes:
+            self._scheduler.stats.nodes[started.info.index].host = started.info.host
         self._recovery = recovery
         self._heartbeat = io.run(recovery.watch())
 
@@ -386,9 +399,14 @@ class ComputePool(PoolConventions):
         return [n.info for n in self._deployment.nodes if n.info.index in alive]
 
     @property
-    def stats(self) -> TransferStats:
-        """Tasks and bytes sent to nodes so far (large arguments are counted once per node)."""
-        return self._scheduler.stats if self._scheduler is not None else TransferStats()
+    def stats(self) -> PoolStats:
+        """What the pool did, per node and in total (`skyward.pool_stats.PoolStats`; ``print`` shows a table)."""
+        return self._scheduler.stats if self._scheduler is not None else PoolStats()
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """The live dashboard's URL, its access token included (``None`` without ``dashboard=``)."""
+        return self._dashboard.url if self._dashboard is not None and self._dashboard.url else None
 
     @property
     def pool_id(self) -> str:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from skyward.image import Image
     from skyward.pool import ComputePool
+    from skyward.pool_stats import PoolStats
     from skyward.providers.base import NodeInfo
-    from skyward.scheduler import TaskFuture, TransferStats
+    from skyward.scheduler import TaskFuture
     from skyward.spec import ClusterSpec
     from skyward.window import Window
 
@@ -70,7 +71,7 @@ class PoolHandle:
         return self._pool.nodes
 
     @property
-    def stats(self) -> TransferStats:
+    def stats(self) -> PoolStats:
         return self._pool.stats
 
     @property

@@ -74,6 +74,7 @@ class NodeRecovery:
             for node, answered in zip(live, answers, strict=True):
                 if answered or not node.alive:  # (a node restarted meanwhile has a fresh link)
                     last_answer[node.index] = now
+                    scheduler.stats.nodes[node.index].last_heartbeat = now
                 elif now - last_answer.setdefault(node.index, now) > silence_limit:
                     scheduler.node_lost(node.index, f"no answer to heartbeats for {silence_limit:.0f}s")
 

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from skyward import reply as replies
 from skyward import settling
 from skyward.delivery import Delivered, Delivery
 from skyward.dispatch import Dispatcher, Replied
@@ -33,6 +34,7 @@ from skyward.ioloop import EventLoopThread
 from skyward.link import Link
 from skyward.payload import EncodedTask
 from skyward.placement import Placement
+from skyward.pool_stats import NodeStats, PoolStats
 from skyward.scheduling_state import NodeSlots, Task, WindowState
 from skyward.uploads import TransferStats
 
@@ -66,7 +68,8 @@ class Scheduler:
         lost."""
         self.nodes = nodes
         self.placement = Placement(nodes)
-        self.stats = TransferStats()
+        self.stats = PoolStats([NodeStats(n.index, n.name, slots=n.capacity) for n in nodes])
+        self.stats.queue_depth = lambda index: nodes[index].queued_here
         self._retries = retries
         self._max_task_crashes = max_task_crashes
         self._ids = (f"{id_prefix}-{n}" for n in itertools.count())
@@ -156,6 +159,9 @@ class Scheduler:
                 if final is not None:
                     task.future._returned(now)
                     delivered.append((task, node.name, final))
+                    self.stats.replied(node.index, task.function, task.future.dispatched_at, now, final)
+                elif type(outcome) is replies.Crashed:  # charged, and sent again
+                    self.stats.nodes[node.index].retried += 1
                 touched[node.index] = node
             if delivered:
                 self._delivery.put_all(delivered)
@@ -174,6 +180,7 @@ class Scheduler:
             if self._closed or not node.alive or (generation is not None and generation != node.generation):
                 return
             self.placement.set_state(node, alive=False, recovering=True)
+            self.stats.set_state(index, "restarting", reason)
         if self._on_node_down is not None:  # it answers with one WARNING: the node crashed, or is lost
             logger.info("node %s is down: %s; finding out why", node.name, reason)
             self._on_node_down(index, reason)
@@ -186,8 +193,10 @@ class Scheduler:
         with self._lock:
             if node.alive or node.recovering:  # once per node; before its tasks' errors are handed over
                 logger.warning("node %s is lost: %s", node.name, reason)
+            held = _unfinished(node)
             failed = settling.lose_node(self.placement, node, reason, retries=self._retries)
-            placed = self._settle_locked(node, failed)
+            self.stats.set_state(index, "lost", reason)
+            placed = self._settle_locked(node, failed, held)
         self._go(placed)
 
     def node_crashed(
@@ -207,6 +216,7 @@ class Scheduler:
         node = self.nodes[index]
         retries, max_crashes = self._retries, self._max_task_crashes
         with self._lock:
+            held = _unfinished(node)
             failed, again = settling.crash_node(
                 self.placement, node, exit_code, signal, output, restart=restart, retries=retries,
                 max_task_crashes=max_crashes,
@@ -222,14 +232,23 @@ class Scheduler:
             logger.warning(
                 "node %s is down: its worker process died (%s); %s%s", node.name, died, outcome, noticed
             )
-            placed = self._settle_locked(node, failed)
+            self.stats.set_state(
+                index, "restarting" if again else "lost", f"its worker process died ({died})"
+            )
+            placed = self._settle_locked(node, failed, held)
         self._go(placed)
         return again
 
-    def _settle_locked(self, node: NodeSlots, failed: Sequence[tuple[Task, BaseException]]) -> _Placed:
-        """Hand a node event's failures to the delivery thread, then place what can go now."""
+    def _settle_locked(
+        self, node: NodeSlots, failed: Sequence[tuple[Task, BaseException]], held: list[Task]
+    ) -> _Placed:
+        """Hand a node event's failures to the delivery thread, then place what can go now (`held`: the
+        unfinished tasks the node had, to count those sent again)."""
         for task, error in failed:
             self.placement.release(task, failed=True)
+            self.stats.failed_without_reply(node.index, task.function, error)
+        failing = {id(task) for task, _ in failed}
+        self.stats.nodes[node.index].retried += sum(id(task) not in failing for task in held)
         self._delivery.put_all([(task, node.name, error) for task, error in failed])
         return self._place_locked((node,))
 
@@ -243,6 +262,7 @@ class Scheduler:
             node.blobs.clear()
             node.uploads.clear()
             self.placement.set_state(node, alive=True, recovering=False)
+            self.stats.set_state(index, "ready")
             placed = self._place_locked((node,))
         self._go(placed)
 
@@ -258,6 +278,7 @@ class Scheduler:
         tell: NodeSlots | None = None
         placed: _Placed = ([], [])
         with self._lock:
+            self.stats.cancelled(task.node)
             node = self.nodes[task.node] if task.node is not None else None
             if node is not None and node.running.get(task.id) is task:  # counted busy until its node answers
                 if task.cancel_sent:
@@ -339,3 +360,7 @@ class Scheduler:
             self._closed = True
         self.cancel_all()
         self._delivery.close()
+
+
+def _unfinished(node: NodeSlots) -> list[Task]:
+    return [task for task in node.running.values() if not task.future.done()]

@@ -25,10 +25,14 @@ class WindowState:
     cancelled: bool = False  # `Window.cancel`: admits nothing more; new tasks are cancelled at once
     waiting: deque[Task] = field(default_factory=deque)  # not admitted yet, FIFO
     members: dict[str, Task] = field(default_factory=dict)  # its unfinished tasks, waiting or admitted
+    label: str = ""  # what it serves, for the dashboard (e.g. a joblib call); unlabelled ones are not shown
+    joined: int = 0  # tasks submitted to it so far
+    finished: int = 0  # of which finished (or cancelled)
 
     def join(self, task: Task) -> bool:
         """A new task of this window: answers whether it is admitted now (else it waits its turn)."""
         self.members[task.id] = task
+        self.joined += 1
         if self._open and (self.limit is None or self.in_flight < self.limit):
             self.in_flight += 1
             task.admitted = True
@@ -47,6 +51,7 @@ class WindowState:
         (Stopping does not cancel the waiting tasks: resolving any future before the caller has seen this
         failure could show it another outcome first. The caller cancels, e.g. joblib when it aborts a call.)"""
         self.members.pop(task.id, None)
+        self.finished += 1
         if task.admitted:
             task.admitted = False
             self.in_flight -= 1

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from skyward import reply as replies
 from skyward.errors import NodeLost
 from skyward.placement import NodeSlots, Task
+
+if TYPE_CHECKING:
+    from skyward.pool_stats import PoolStats
 
 
 @dataclass
@@ -20,7 +24,7 @@ class TransferStats:
     blob_bytes: int = 0
 
 
-async def run_with_blobs(node: NodeSlots, task: Task, stats: TransferStats) -> replies.Reply:
+async def run_with_blobs(node: NodeSlots, task: Task, stats: PoolStats) -> replies.Reply:
     """Run `task` on `node` (on the I/O loop) and decode its reply; link errors propagate."""
     digests = tuple(task.blobs)
     link = node.link
@@ -29,7 +33,10 @@ async def run_with_blobs(node: NodeSlots, task: Task, stats: TransferStats) -> r
             await _upload_blobs(node, task, stats)
         stats.tasks_sent += 1
         stats.task_bytes += len(task.payload)
-        reply = replies.decode(await link.run(task.id, task.payload, digests))
+        stats.nodes[node.index].bytes_out += len(task.payload)
+        data = await link.run(task.id, task.payload, digests)
+        stats.nodes[node.index].bytes_in += len(data)
+        reply = replies.decode(data)
         if not isinstance(reply, replies.MissingBlobs):
             return reply
         node.blobs.difference_update(reply.digests)
@@ -38,7 +45,7 @@ async def run_with_blobs(node: NodeSlots, task: Task, stats: TransferStats) -> r
     )
 
 
-async def _upload_blobs(node: NodeSlots, task: Task, stats: TransferStats) -> None:
+async def _upload_blobs(node: NodeSlots, task: Task, stats: PoolStats) -> None:
     """Upload the blobs of `task` that `node` lacks; concurrent tasks needing the same blob share one upload."""
     loop = asyncio.get_running_loop()
     for digest, data in task.blobs.items():  # serialized at submit: the argument as it was then
@@ -59,6 +66,7 @@ async def _upload_blobs(node: NodeSlots, task: Task, stats: TransferStats) -> No
                 node.blobs.add(digest)
                 stats.blobs_sent += 1
                 stats.blob_bytes += len(data)
+                stats.nodes[node.index].bytes_out += len(data)
                 upload.set_result(None)
             finally:
                 node.uploads.pop(digest, None)

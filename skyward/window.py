@@ -44,6 +44,15 @@ class Window:
 
     __slots__ = ("_pool", "_scheduler", "_state")
 
+    @property
+    def label(self) -> str:
+        """What this window serves, shown with its progress on the dashboard (unlabelled: not shown)."""
+        return self._state.label
+
+    @label.setter
+    def label(self, text: str) -> None:
+        self._state.label = text
+
     def __init__(self, pool: ComputePool, scheduler: Scheduler, state: WindowState) -> None:
         self._pool = pool
         self._scheduler = scheduler

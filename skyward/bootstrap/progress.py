@@ -42,6 +42,20 @@ class BootstrapEvent:
 ProgressCallback = Callable[[BootstrapEvent], None]
 
 
+#: Called with every bootstrap event of every pool, besides the provider's own display (the dashboard
+#: subscribes while it runs; it keeps its own pool's nodes). Called on skyward's I/O thread: keep it quick.
+listeners: set[ProgressCallback] = set()
+
+
+def publish(event: BootstrapEvent) -> None:
+    """Hand `event` to the `listeners` (one that raises is dropped from this event, not from the bootstrap)."""
+    for listener in list(listeners):
+        try:
+            listener(event)
+        except Exception:  # noqa: BLE001, S112  (a watcher must not break a bootstrap)
+            continue
+
+
 def print_event(event: BootstrapEvent) -> None:
     """The default progress display: one line per event on stderr."""
     print(event, file=sys.stderr, flush=True)

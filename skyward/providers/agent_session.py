@@ -26,10 +26,12 @@ TAIL_LINES = 40
 
 @dataclass(frozen=True, slots=True)
 class Announcement:
-    """The agent's ready line: the port it listens on (on its machine) and its process id."""
+    """The agent's ready line: the port it listens on (on its machine), its process id and its slots' native
+    thread limit (``OMP_NUM_THREADS``; ``None`` from an agent that does not say)."""
 
     port: int
     pid: int
+    threads: str | None = None
 
 
 class AgentOutput:
@@ -47,7 +49,10 @@ class AgentOutput:
         """
         if expect_ready and line.startswith(READY_PREFIX):
             fields = json.loads(line[len(READY_PREFIX) :])
-            return Announcement(port=int(fields["port"]), pid=int(fields["pid"]))
+            threads = fields.get("threads")
+            return Announcement(
+                int(fields["port"]), int(fields["pid"]), None if threads is None else str(threads)
+            )
         stream = sys.stdout
         if line.startswith(STDERR_MARK):  # the task wrote it to its stderr (`skyward.worker.task_output`)
             line, stream = line[len(STDERR_MARK) :], sys.stderr

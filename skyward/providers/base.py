@@ -21,6 +21,7 @@ class NodeInfo:
         pid: the worker agent's process id on that machine.
         concurrency: its slots.
         executor: ``"thread"`` or ``"process"``.
+        threads: its slots' native thread limit (``OMP_NUM_THREADS`` there), when its agent said.
     """
 
     index: int
@@ -29,6 +30,7 @@ class NodeInfo:
     pid: int
     concurrency: int
     executor: str
+    threads: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

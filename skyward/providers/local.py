@@ -193,6 +193,7 @@ class LocalDeployment:
             pid=announced.pid,
             concurrency=cluster.worker.concurrency,
             executor=cluster.worker.executor,
+            threads=announced.threads,
         )
         port = announced.port
         return StartedNode(info=info, port=port, dial=f"127.0.0.1:{port}")

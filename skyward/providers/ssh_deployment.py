@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from skyward.bootstrap import progress
 from skyward.bootstrap.environments import PoolEnvironments
 from skyward.bootstrap.progress import BootstrapEvent, Phase, print_event
 from skyward.bootstrap.remote import BootstrapSettings
@@ -198,6 +199,7 @@ class SSHDeployment:
 def _show(provider: SSH, event: BootstrapEvent, display: BootstrapDisplay | None = None) -> None:
     """Report one bootstrap event: to `provider.progress`, else to the display unless `provider.quiet`."""
     logger.debug("%s", event)
+    progress.publish(event)
     if provider.progress is None:
         if not provider.quiet:
             (display or print_event)(event)

@@ -57,6 +57,7 @@ class SSHNode:
     process: asyncssh.SSHClientProcess[str] | None = None
     listener: asyncssh.SSHListener | None = None
     pid: int | None = None
+    threads: str | None = None  # its slots' native thread limit, as its agent said
     pump: asyncio.Task[None] | None = None
     exited: bool = False
     launch: Callable[[], Awaitable[int]] | None = None  # starts its worker (again, on a restart)
@@ -72,6 +73,7 @@ class SSHNode:
             pid=self.pid or 0,
             concurrency=cluster.worker.concurrency,
             executor=cluster.worker.executor,
+            threads=self.threads,
         )
         return StartedNode(info=self.info, port=port, dial=dial)
 
@@ -167,7 +169,7 @@ async def start_worker(
         else:
             state = f"exited with status {status}"
         raise ProvisionError(f"{node.target.text}: the worker of {node.name} {state}. Its output:\n{log}")
-    node.pid = ready.pid
+    node.pid, node.threads = ready.pid, ready.threads
     node.pump = asyncio.create_task(_pump(node, process), name=f"{node.name}-output")
     return ready.port
 

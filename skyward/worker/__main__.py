@@ -67,7 +67,10 @@ async def _main(config: AgentConfig) -> None:
     port = transport.free_port(bind)
 
     def ready() -> None:
-        print(READY_PREFIX + json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+        # `threads`: its slots' native thread limit (OMP_NUM_THREADS, as chosen or as the user set it), shown
+        # by the dashboard.
+        threads = os.environ.get("OMP_NUM_THREADS")
+        print(READY_PREFIX + json.dumps({"port": port, "pid": os.getpid(), "threads": threads}), flush=True)
         task_output.install()  # from now on: whole lines, stderr's marked (the ready line went out as it is)
 
     server = asyncio.create_task(transport.serve(node, port, runner, ready, config.tls, bind))

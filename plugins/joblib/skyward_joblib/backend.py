@@ -154,6 +154,7 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
         timed = parallel is not None and parallel.timeout is not None
         limit = concurrency if timed or concurrency < pool.total_slots else None
         self._window = pool.window(limit, prefetch=not timed, stop_on_error=True)
+        self._window.label = f"joblib Parallel(n_jobs={n_jobs}): batches"  # its progress on the dashboard
         self._call_pool = pool
         if timed and parallel is not None and str(parallel.pre_dispatch).replace(" ", "") == "2*n_jobs":
             # joblib may time a batch that waits behind others on this client (in generator_unordered mode it

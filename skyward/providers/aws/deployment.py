@@ -49,6 +49,7 @@ class AWSDeployment:
         self.ssh: SSHDeployment | None = None
         self.ready: list[ReadyNode] = []
         self.nodes: list[StartedNode] = []
+        self.plan: LaunchPlan | None = None
         self._closed = False
 
     def _say(self, message: str) -> None:
@@ -67,6 +68,7 @@ class AWSDeployment:
         self, plan: LaunchPlan, cluster: ClusterSpec, image: Image, secret: bytes, lease: float
     ) -> None:
         provider = self._provider
+        self.plan = plan
         key_file = self.workdir / "id_ed25519"
         public_key = new_key(key_file, comment=f"skyward {self.pool_id}")
         self.resources.import_key_pair(public_key)
@@ -132,6 +134,14 @@ class AWSDeployment:
         # The SSH provider bootstraps and starts the nodes, exactly as on any host (and stops them on failure).
         self.ssh = ssh.launch(cluster, image, secret, lease)
         self.nodes = self.ssh.nodes
+
+    def node_details(self, index: int) -> dict[str, str]:
+        """What the dashboard shows of node `index`'s machine: its instance, type and price basis."""
+        if self.plan is None or index >= len(self.ready):
+            return {}
+        kind = self.plan.instance_type
+        return {"instance": self.ready[index].instance_id, "instance type": kind.name,
+                "allocation": self.plan.allocation, "region": self.plan.region}  # fmt: skip
 
     # --- Deployment protocol -------------------------------------------------------------------------------
 

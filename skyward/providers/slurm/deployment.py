@@ -154,6 +154,7 @@ class SlurmDeployment:
             pid=announced.pid,
             concurrency=launch.cluster.worker.concurrency,
             executor=launch.cluster.worker.executor,
+            threads=announced.threads,
         )
         dial = self._shell.reach(self.addresses[host], announced.port)
         return StartedNode(info=info, port=announced.port, dial=dial)
