@@ -1,22 +1,112 @@
-"""`TaskFuture`: the one future of a pool task, from submission to its outcome.
+"""`TaskFuture`: the one future of a pool task, from submission to its outcome; `LightFuture`, its base.
 
-It is a plain `concurrent.futures.Future` (the currency between layers) with a few public attributes that the
-scheduler writes as the task moves. Nothing here reaches into `Future`'s internals: the attributes are single
-values written by one thread (the scheduler's, under its lock) and read by any, which needs no lock.
+A `TaskFuture` is a `concurrent.futures.Future` (the currency between layers) with a few public attributes that
+the scheduler writes as the task moves: single values written by one thread (the scheduler's, under its lock)
+and read by any, which needs no lock.
+
+`LightFuture` is `Future` at a fraction of its cost, for the futures made once per task (the client's, and the
+node's slots'): at thousands of tasks a second, `Future()`'s `threading.Condition` (an RLock, five bound
+methods and a deque: seven objects for the garbage collector) and its locked reads were a large share of the
+work per task. It keeps `Future`'s internals (`_condition`, `_state`, ...) because `concurrent.futures.wait`,
+`as_completed` and asyncio's `wrap_future` use them; tests/test_task_future.py checks it against them.
 """
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
-from typing import Any
+from concurrent.futures import _base as _futures
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 # Cancellation is rare: one lock for every future's once-only notification instead of one lock each.
 _NOTIFYING = threading.Lock()
+_CANCELLED = frozenset({_futures.CANCELLED, _futures.CANCELLED_AND_NOTIFIED})
+_DONE = _CANCELLED | {_futures.FINISHED}
+_FINISHED = _futures.FINISHED
 
 
-class TaskFuture(Future[Any]):
+class _Condition(threading.Condition):
+    """`threading.Condition` over an RLock, built for one future: its lock's methods are the class's (not five
+    bound methods made per instance) and its deque of waiting threads is made by the first thread that waits
+    (most futures are never waited on: their outcome is read once it is in)."""
+
+    _waiters: Any = ()  # a deque once a thread waits (always under the lock)
+
+    def __init__(self) -> None:  # no call of Condition.__init__: that is the cost saved
+        self._lock = _thread.RLock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def _release_save(self) -> Any:
+        return self._lock._release_save()  # type: ignore[attr-defined]
+
+    def _acquire_restore(self, state: Any) -> None:
+        self._lock._acquire_restore(state)  # type: ignore[attr-defined]
+
+    def _is_owned(self) -> bool:
+        return self._lock._is_owned()  # type: ignore[attr-defined,no-any-return]
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
+        self._waiters = ()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        if type(self._waiters) is tuple:
+            self._waiters = deque()
+        return super().wait(timeout)
+
+
+class LightFuture(Future[T]):
+    """A `concurrent.futures.Future` that costs less to make and to read (see the module docstring).
+
+    Same behaviour: `done`, `cancelled`, and `result`/`exception` of a finished future read its state without
+    the lock (a future leaves a done state never, and its outcome is written before its state), which is what
+    the lock gave them; everything else is `Future`'s own code.
+    """
+
+    def __init__(self) -> None:  # Future.__init__'s fields, with the light condition
+        self._condition = _Condition()
+        self._state = _futures.PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
+
+    def done(self) -> bool:
+        return self._state in _DONE
+
+    def cancelled(self) -> bool:
+        return self._state in _CANCELLED
+
+    def result(self, timeout: float | None = None) -> T:
+        if self._state == _FINISHED and self._exception is None:
+            return self._result  # type: ignore[no-any-return]
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state == _FINISHED:
+            return self._exception
+        return super().exception(timeout)
+
+
+class CancelWatcher(Protocol):
+    """Told when a watched `TaskFuture` is cancelled (see `TaskFuture._watch_cancel`)."""
+
+    def future_cancelled(self, key: Any) -> None: ...
+
+
+class TaskFuture(LightFuture[Any]):
     """The future of a pool task; it stays pending while the task runs remotely, so `cancel()` works until the
     outcome is in (and reaches the node).
 
@@ -35,6 +125,8 @@ class TaskFuture(Future[Any]):
         self.dispatched_at: float | None = None
         self.run_seconds: float | None = None
         self._notified = False
+        self._watcher: CancelWatcher | None = None
+        self._watch_key: Any = None
 
     def cancel(self) -> bool:
         """Cancel the task (see `ComputePool.submit`); ``False`` once its outcome is in.
@@ -50,6 +142,24 @@ class TaskFuture(Future[Any]):
         if first:
             self.set_running_or_notify_cancel()
         return True
+
+    def _watch_cancel(self, watcher: CancelWatcher, key: Any) -> None:
+        """Tell `watcher.future_cancelled(key)` when this future is cancelled, before its done callbacks run
+        (as a first done callback would be, without one: no callable made, no lock taken per task)."""
+        self._watcher, self._watch_key = watcher, key
+
+    def _invoke_callbacks(self) -> None:
+        # Future calls this once its state is final (a result, an exception, or cancelled).
+        watcher = self._watcher
+        if watcher is not None:
+            key = self._watch_key
+            self._watcher = self._watch_key = None  # the task and its future no longer refer to each other
+            if self._state in _CANCELLED:
+                try:
+                    watcher.future_cancelled(key)
+                except Exception:  # noqa: BLE001 - as Future treats a failing done callback
+                    _futures.LOGGER.exception("exception telling %r of the cancellation of %r", watcher, self)
+        super()._invoke_callbacks()
 
     def seconds_since_dispatch(self) -> float:
         """Seconds since the task was last sent to a node; 0.0 while it has not been."""
@@ -67,4 +177,4 @@ class TaskFuture(Future[Any]):
             self.run_seconds = now - self.dispatched_at
 
 
-__all__ = ["TaskFuture"]
+__all__ = ["CancelWatcher", "LightFuture", "TaskFuture"]

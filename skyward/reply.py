@@ -123,6 +123,11 @@ def decode(data: bytes | bytearray | memoryview, digest_size: int = DIGEST_SIZE)
     raise wire.WireError(f"unknown reply status {status}")
 
 
+def is_outcome(data: bytes | bytearray | memoryview) -> bool:
+    """Whether a reply (the node's own, well formed) is an outcome, `Ok` or `Error`, without decoding it."""
+    return bool(data) and data[0] in (STATUS_OK, STATUS_ERROR)
+
+
 def result(data: bytes, where: str) -> Any:
     """The value of an `Ok` reply's bytes; raises an `Error` one's remote exception, `WireError` for others."""
     reply = decode(data)

@@ -17,7 +17,6 @@ the pool finds out why (`on_node_down`) and answers with `node_crashed` or `node
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import threading
@@ -41,6 +40,7 @@ logger = logging.getLogger("skyward.scheduler")
 __all__ = ["NodeSlots", "Scheduler", "TaskFuture", "TransferStats", "WindowState"]
 
 _Placed = tuple[list[Task], list[tuple[Task, NodeSlots]]]  # tasks to send, tasks to withdraw
+_NOTHING_PLACED: _Placed = ([], [])  # never changed
 
 
 class Scheduler:
@@ -90,7 +90,7 @@ class Scheduler:
             if self._closed:
                 raise SkywardError("the pool is closed")
             if window is not None and window.cancelled:
-                future.cancel()  # no callback yet: nothing runs under the lock
+                future.cancel()  # not watched yet: nothing runs under the lock
                 return future
             if not self.placement.index.usable:
                 raise NodeLost("every node of the pool is lost")
@@ -99,9 +99,12 @@ class Scheduler:
                 touched = (self.nodes[pinned_node],)
                 if not (touched[0].alive or touched[0].recovering):
                     raise NodeLost(f"node {touched[0].name} is lost")
+            future._watch_cancel(self, task)  # before anyone else can see it, so no cancellation goes unseen
+            # Behind a waiting task it waits too: the head of the queue could not be placed when the lock was
+            # last released (every change that could make room places what it can), so skip looking again.
+            behind = pinned_node is None and bool(self.placement.ready)
             self.placement.enqueue(task)
-            placed = self._place_locked(touched)
-        future.add_done_callback(functools.partial(self._on_future_done, task))
+            placed = _NOTHING_PLACED if behind else self._place_locked(touched)
         self._go(placed)
         return future
 
@@ -230,9 +233,9 @@ class Scheduler:
 
     # --- cancellation --------------------------------------------------------------------------------------
 
-    def _on_future_done(self, task: Task, future: TaskFuture) -> None:
-        if not future.cancelled():
-            return
+    def future_cancelled(self, task: Task) -> None:
+        """`task`'s future was cancelled (by its caller, a window, the pool's teardown, or its node's answer);
+        in the thread that cancelled it, before the future's done callbacks run."""
         tell: NodeSlots | None = None
         placed: _Placed = ([], [])
         with self._lock:

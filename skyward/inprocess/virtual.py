@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from skyward.blobs import BlobStore
+from skyward.futures import LightFuture
 from skyward.inprocess.host import DelayLine
 from skyward.worker.execute import execute
 
@@ -24,6 +25,7 @@ class _Job:
     task_id: str
     payload: bytes
     future: Future[bytes]
+    blobs: bool  # it refers to blobs
     dropped: bool = False  # its slots shut down while it was held
 
 
@@ -41,7 +43,7 @@ class VirtualSlots:
         self._line: DelayLine | None = None  # made on first use, on the node's loop
 
     def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...] = ()) -> Future[bytes]:
-        job = _Job(task_id, payload, Future())
+        job = _Job(task_id, payload, LightFuture(), bool(blobs))
         self._jobs[task_id] = job
         self._queued.append(job)
         self._start_next()
@@ -65,7 +67,7 @@ class VirtualSlots:
             return
         self._running -= 1
         self._jobs.pop(job.task_id, None)
-        job.future.set_result(execute(job.payload, job.task_id, self._store.get))
+        job.future.set_result(execute(job.payload, job.task_id, self._store.get if job.blobs else None))
         self._start_next()
 
     def cancel(self, task_id: str, stop_running: bool = True) -> bool:

@@ -7,11 +7,13 @@ Who may send it anything was settled before a message gets here: the transport a
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import Any
 
 from skyward import reply as replies
 from skyward.blobs import BlobStore
@@ -45,7 +47,11 @@ class TaskRunner:
         self._done: OrderedDict[str, bytes] = OrderedDict()
         self._done_bytes = 0
         self._evicted: OrderedDict[str, None] = OrderedDict()
-        self._running: dict[str, tuple[Future[bytes], list[Reply]]] = {}
+        # In flight: its slot's future, then whoever waits for its reply (the first sender, and any that sent
+        # its id again meanwhile).
+        self._running: dict[str, list[Any]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self.last_contact = time.monotonic()
 
     def _contact(self) -> None:
@@ -57,7 +63,7 @@ class TaskRunner:
             reply(self._done[task_id])
             return
         if task_id in self._running:
-            self._running[task_id][1].append(reply)
+            self._running[task_id].append(reply)
             return
         if task_id in self._evicted:
             reply(replies.error(RuntimeError(
@@ -70,20 +76,19 @@ class TaskRunner:
             reply(replies.missing(missing))
             return
         future = self._slots.submit(payload, task_id, blobs)
-        self._running[task_id] = (future, [reply])
-        loop = asyncio.get_running_loop()
-        here = threading.get_ident()
+        self._running[task_id] = [future, reply]
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        future.add_done_callback(functools.partial(self._slot_done, task_id))
 
-        def finish(done: Future[bytes]) -> None:
-            if threading.get_ident() == here:  # a slot that runs on the loop (simulated): no wake-up
-                self._finish(task_id, done)
-                return
-            try:
-                loop.call_soon_threadsafe(self._finish, task_id, done)
-            except RuntimeError:  # the agent's loop is closed (it is stopping): nobody waits for this reply
-                pass
-
-        future.add_done_callback(finish)
+    def _slot_done(self, task_id: str, future: Future[bytes]) -> None:
+        """The slot's future is done, in whichever thread finished it."""
+        if threading.get_ident() == self._loop_thread:  # a slot that runs on the loop (simulated): no wake-up
+            self._finish(task_id, future)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._finish, task_id, future)  # type: ignore[union-attr]
+        except RuntimeError:  # the agent's loop is closed (it is stopping): nobody waits for this reply
+            pass
 
     def _finish(self, task_id: str, future: Future[bytes]) -> None:
         if future.cancelled():
@@ -92,11 +97,11 @@ class TaskRunner:
             result = replies.error(exc)
         else:
             result = future.result()
-        _, waiting = self._running.pop(task_id)
+        waiting = self._running.pop(task_id)
         # Only outcomes are remembered: a task withdrawn, lacking blobs or whose process died may come again.
-        if isinstance(replies.decode(result), replies.Ok | replies.Error):
+        if replies.is_outcome(result):
             self._remember(task_id, result)
-        for reply in waiting:
+        for reply in waiting[1:]:
             reply(result)
 
     def _remember(self, task_id: str, result: bytes) -> None:

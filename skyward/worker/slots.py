@@ -23,6 +23,7 @@ from typing import Protocol
 
 from skyward import reply
 from skyward.blobs import BlobMissing, BlobStore, rebuild
+from skyward.futures import LightFuture
 from skyward.spec import ExecutorKind
 from skyward.worker import task_output
 from skyward.worker.execute import execute
@@ -68,7 +69,7 @@ class ThreadSlots:
         self._futures: dict[str, Future[bytes]] = {}
 
     def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...] = ()) -> Future[bytes]:
-        future = self._executor.submit(execute, payload, task_id, self._store.get)
+        future = self._executor.submit(execute, payload, task_id, self._store.get if blobs else None)
         self._futures[task_id] = future
         future.add_done_callback(lambda _: self._futures.pop(task_id, None))
         return future
@@ -104,7 +105,7 @@ def _slot_process(conn: Connection, output: Connection) -> None:
             blobs.move_to_end(digest)
         while len(blobs) > max(_PROCESS_BLOB_CACHE, len(digests)):
             blobs.popitem(last=False)
-        conn.send_bytes(execute(payload, task_id, resolve))
+        conn.send_bytes(execute(payload, task_id, resolve if digests else None))
 
 
 @dataclass(eq=False)
@@ -244,7 +245,7 @@ class ProcessSlots:
         self._slots = [_ProcessSlot(context, self._jobs, self._closing, store) for _ in range(concurrency)]
 
     def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...] = ()) -> Future[bytes]:
-        future: Future[bytes] = Future()
+        future: Future[bytes] = LightFuture()
         job = _Job(task_id, payload, blobs, future)
         self._queued[task_id] = job
         future.add_done_callback(lambda _: self._queued.pop(task_id, None))
