@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,14 @@ def touch(path: str, seconds: float = 0.0) -> tuple[int, str | None]:
     time.sleep(seconds)
     Path(path).touch()
     return os.getpid(), current_node()
+
+
+@sky.compute
+def mark_then_touch(started: str, path: str, seconds: float) -> int:
+    Path(started).touch()
+    time.sleep(seconds)
+    Path(path).touch()
+    return os.getpid()
 
 
 def test_a_node_never_runs_more_tasks_than_its_slots() -> None:
@@ -197,13 +206,16 @@ def test_a_started_task_is_never_withdrawn_by_a_steal(tmp_path: Path) -> None:
     store = BlobStore()
     slots = ProcessSlots(1, store)
     try:
-        marker = str(tmp_path / "ran")
-        future = slots.submit(encode_task(touch.local, (marker, 0.5), {}).payload, "t-1")
+        started, marker = tmp_path / "started", str(tmp_path / "ran")
+        ended: Future[tuple[str, bytes]] = Future()
+        payload = encode_task(mark_then_touch.local, (str(started), marker, 0.5), {}).payload
+        slots.submit(payload, "t-1", (), lambda task_id, reply: ended.set_result((task_id, reply)))
         deadline = time.monotonic() + 10
-        while not future.running() and time.monotonic() < deadline:
+        while not started.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert slots.cancel("t-1", stop_running=False) is False
-        assert future.result(timeout=10)[:1] == b"\x00"  # an ordinary result, not a cancellation
+        task_id, reply = ended.result(timeout=10)
+        assert task_id == "t-1" and reply[:1] == b"\x00"  # an ordinary result, not a cancellation
         assert Path(marker).exists()
     finally:
         slots.shutdown()

@@ -9,6 +9,7 @@ out is the network itself (TLS, framing, message size limits): tests of those us
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -63,7 +64,7 @@ class InProcessNode:
         try:
             if kind == "run":
                 task_id, payload, blobs = args
-                runner.run(task_id, payload, blobs, lambda reply: self._answer(future, reply))
+                runner.run(task_id, payload, blobs, functools.partial(self._answer, future))
             elif kind == "put_blob":
                 digest, data = args
                 runner.put_blob(digest, 0, len(data), data)

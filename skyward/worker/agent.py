@@ -7,13 +7,10 @@ Who may send it anything was settled before a message gets here: the transport a
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any
 
 from skyward import reply as replies
 from skyward.blobs import BlobStore
@@ -47,11 +44,11 @@ class TaskRunner:
         self._done: OrderedDict[str, bytes] = OrderedDict()
         self._done_bytes = 0
         self._evicted: OrderedDict[str, None] = OrderedDict()
-        # In flight: its slot's future, then whoever waits for its reply (the first sender, and any that sent
-        # its id again meanwhile).
-        self._running: dict[str, list[Any]] = {}
+        # In flight: whoever waits for its reply (the first sender, and any that sent its id again meanwhile).
+        self._running: dict[str, list[Reply]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self._slot_done_here = self._slot_done  # one bound method for every task
         self.last_contact = time.monotonic()
 
     def _contact(self) -> None:
@@ -75,33 +72,28 @@ class TaskRunner:
         if missing:  # answered before anything runs; not cached: the task comes again with its blobs
             reply(replies.missing(missing))
             return
-        future = self._slots.submit(payload, task_id, blobs)
-        self._running[task_id] = [future, reply]
+        self._running[task_id] = [reply]  # before submitting: a slot may answer at once
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
-        future.add_done_callback(functools.partial(self._slot_done, task_id))
+        self._slots.submit(payload, task_id, blobs, self._slot_done_here)
 
-    def _slot_done(self, task_id: str, future: Future[bytes]) -> None:
-        """The slot's future is done, in whichever thread finished it."""
+    def _slot_done(self, task_id: str, result: bytes) -> None:
+        """A slot ended a task (ran it, or withdrew it), in whichever thread it did."""
         if threading.get_ident() == self._loop_thread:  # a slot that runs on the loop (simulated): no wake-up
-            self._finish(task_id, future)
+            self._finish(task_id, result)
             return
         try:
-            self._loop.call_soon_threadsafe(self._finish, task_id, future)  # type: ignore[union-attr]
+            self._loop.call_soon_threadsafe(self._finish, task_id, result)  # type: ignore[union-attr]
         except RuntimeError:  # the agent's loop is closed (it is stopping): nobody waits for this reply
             pass
 
-    def _finish(self, task_id: str, future: Future[bytes]) -> None:
-        if future.cancelled():
-            result = replies.cancelled()
-        elif (exc := future.exception()) is not None:  # the slot itself broke (e.g. a process slot died)
-            result = replies.error(exc)
-        else:
-            result = future.result()
-        waiting = self._running.pop(task_id)
+    def _finish(self, task_id: str, result: bytes) -> None:
+        waiting = self._running.pop(task_id, None)
+        if waiting is None:  # answered already (a slot must answer once; this guards the reply cache)
+            return
         # Only outcomes are remembered: a task withdrawn, lacking blobs or whose process died may come again.
         if replies.is_outcome(result):
             self._remember(task_id, result)
-        for reply in waiting[1:]:
+        for reply in waiting:
             reply(result)
 
     def _remember(self, task_id: str, result: bytes) -> None:
