@@ -6,8 +6,8 @@ and read by any, which needs no lock.
 
 `LightFuture` is `Future` at a fraction of its cost, for the futures made once per task (the client's, and the
 node's slots'): at thousands of tasks a second, `Future()`'s `threading.Condition` (an RLock, five bound
-methods and a deque: seven objects for the garbage collector) and its locked reads were a large share of the
-work per task. It keeps `Future`'s internals (`_condition`, `_state`, ...) because `concurrent.futures.wait`,
+methods and a deque: seven objects for the garbage collector, which traverses each of them again and again
+while the task is out) and its locked reads were a large share of the work per task. It keeps `Future`'s internals (`_condition`, `_state`, ...) because `concurrent.futures.wait`,
 `as_completed` and asyncio's `wrap_future` use them; tests/test_task_future.py checks it against them.
 """
 
@@ -30,15 +30,23 @@ _DONE = _CANCELLED | {_futures.FINISHED}
 _FINISHED = _futures.FINISHED
 
 
+# The lock of every `LightFuture`'s condition. A future holds its lock only to read or change its own state (never
+# while calling out, never while waiting: `Condition.wait` releases it), so one lock for all costs no
+# parallelism (the interpreter lock serializes those moments anyway) and saves an object per future. Reentrant:
+# `concurrent.futures.wait` takes the lock of every future it waits on at once.
+_LOCK = _thread.RLock()
+
+
 class _Condition(threading.Condition):
-    """`threading.Condition` over an RLock, built for one future: its lock's methods are the class's (not five
-    bound methods made per instance) and its deque of waiting threads is made by the first thread that waits
-    (most futures are never waited on: their outcome is read once it is in)."""
+    """`threading.Condition` over the shared `_LOCK`, built for one future: its lock's methods are the class's
+    (not five bound methods made per instance) and its deque of waiting threads is made by the first thread that
+    waits (most futures are never waited on: their outcome is read once it is in)."""
 
     _waiters: Any = ()  # a deque once a thread waits (always under the lock)
+    _lock = _LOCK
 
     def __init__(self) -> None:  # no call of Condition.__init__: that is the cost saved
-        self._lock = _thread.RLock()
+        pass
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         return self._lock.acquire(blocking, timeout)
@@ -56,7 +64,6 @@ class _Condition(threading.Condition):
         return self._lock._is_owned()  # type: ignore[attr-defined,no-any-return]
 
     def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
         self._waiters = ()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -119,14 +126,13 @@ class TaskFuture(LightFuture[Any]):
             then, or when it never reached a node.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.dispatches = 0
-        self.dispatched_at: float | None = None
-        self.run_seconds: float | None = None
-        self._notified = False
-        self._watcher: CancelWatcher | None = None
-        self._watch_key: Any = None
+    # Defaults on the class (one is made per task): an instance gets its own value when one is written.
+    dispatches: int = 0
+    dispatched_at: float | None = None
+    run_seconds: float | None = None
+    _notified: bool = False
+    _watcher: CancelWatcher | None = None
+    _watch_key: Any = None
 
     def cancel(self) -> bool:
         """Cancel the task (see `ComputePool.submit`); ``False`` once its outcome is in.
