@@ -66,6 +66,10 @@ class _Condition(threading.Condition):
     def _at_fork_reinit(self) -> None:
         self._waiters = ()
 
+    def notify_all(self) -> None:
+        if self._waiters:  # nobody waits on most futures: no more to do
+            super().notify_all()
+
     def wait(self, timeout: float | None = None) -> bool:
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")

@@ -51,7 +51,10 @@ class Ok:
 
     def value(self) -> Any:
         """The returned value (unpickled here, size-capped: `wire.MAX_DECOMPRESSED_BYTES`)."""
-        return wire.loads(self.frame)
+        frame = self.frame
+        if frame[:1] == b"\x00":  # a raw frame (`skyward.wire`): most values are small, not compressed
+            return pickle.loads(frame[1:])
+        return wire.loads(frame)
 
 
 @dataclass(slots=True)
