@@ -88,6 +88,20 @@ def test_cancelling_a_queued_future_means_it_never_runs(tmp_path: Path) -> None:
     assert not (tmp_path / "second").exists()
 
 
+def test_a_task_submitted_behind_cancelled_waiting_ones_runs_when_a_slot_frees(tmp_path: Path) -> None:
+    # Behind a waiting queue a submission does not look for a node (the head could not be placed); when the
+    # slot frees, the cancelled heads are dropped and the task behind them runs, once, in order.
+    with in_process(1, 1, prefetch=0) as pool:
+        blocker = touch(str(tmp_path / "blocker"), 0.5) > pool
+        waiting = [touch(str(tmp_path / f"cancelled-{i}")) > pool for i in range(3)]
+        assert all(f.cancel() for f in waiting)
+        later = [timed(0.01, i) > pool for i in range(4)]
+        blocker.result(timeout=30)
+        results = [f.result(timeout=30) for f in later]
+    assert [index for *_, index in sorted(results, key=lambda r: r[1])] == [0, 1, 2, 3]
+    assert not any((tmp_path / f"cancelled-{i}").exists() for i in range(3))
+
+
 def test_cancel_all_frees_the_slots_for_the_next_call() -> None:
     with in_process(1, 2) as pool:
         futures = [timed(0.3, i) > pool for i in range(20)]
