@@ -169,7 +169,7 @@ class TaskFuture(LightFuture[Any]):
                     watcher.future_cancelled(key)
                 except Exception:  # noqa: BLE001 - as Future treats a failing done callback
                     _futures.LOGGER.exception("exception telling %r of the cancellation of %r", watcher, self)
-        super()._invoke_callbacks()
+        super()._invoke_callbacks()  # type: ignore[misc]  # Future has it; typeshed does not list it
 
     def seconds_since_dispatch(self) -> float:
         """Seconds since the task was last sent to a node; 0.0 while it has not been."""
