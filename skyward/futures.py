@@ -83,16 +83,55 @@ class LightFuture(Future[T]):
 
     Same behaviour: `done`, `cancelled`, and `result`/`exception` of a finished future read its state without
     the lock (a future leaves a done state never, and its outcome is written before its state), which is what
-    the lock gave them; everything else is `Future`'s own code.
+    the lock gave them; `set_result`/`set_exception` are `Future`'s, without making the list of
+    `concurrent.futures.wait` waiters when there is none; everything else is `Future`'s own code.
     """
 
-    def __init__(self) -> None:  # Future.__init__'s fields, with the light condition
+    _waiter_list: list[Any] | None = None  # made when `concurrent.futures.wait` or `as_completed` first asks
+
+    def __init__(self) -> None:  # Future.__init__'s fields, with the light condition and no waiter list yet
         self._condition = _Condition()
         self._state = _futures.PENDING
         self._result: Any = None
         self._exception: BaseException | None = None
-        self._waiters: list[Any] = []
         self._done_callbacks: list[Any] = []
+
+    @property
+    def _waiters(self) -> list[Any]:
+        """`Future`'s list of `concurrent.futures.wait`/`as_completed` waiters (they add and remove theirs under
+        the lock), made on first use: most futures never have one."""
+        waiters = self._waiter_list
+        if waiters is None:
+            waiters = self._waiter_list = []
+        return waiters
+
+    @_waiters.setter
+    def _waiters(self, waiters: list[Any]) -> None:
+        self._waiter_list = waiters
+
+    def set_result(self, result: T) -> None:
+        # Future.set_result, reading the waiter list without making it.
+        with self._condition:
+            if self._state in _DONE:
+                raise _futures.InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = _FINISHED
+            for waiter in self._waiter_list or ():
+                waiter.add_result(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        # Future.set_exception, reading the waiter list without making it.
+        with self._condition:
+            if self._state in _DONE:
+                raise _futures.InvalidStateError(f"{self._state}: {self!r}")
+            self._exception = exception
+            self._state = _FINISHED
+            for waiter in self._waiter_list or ():
+                waiter.add_exception(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
 
     def done(self) -> bool:
         return self._state in _DONE

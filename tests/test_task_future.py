@@ -6,7 +6,7 @@ import asyncio
 import gc
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, CancelledError, Future, as_completed, wait
 from concurrent.futures import TimeoutError as FuturesTimeout
 
 import pytest
@@ -62,6 +62,10 @@ def test_light_futures_behave_as_futures_across_threads(kind: type[Future[object
     assert got == ["x", "x"]
     with pytest.raises(FuturesTimeout):
         kind().result(timeout=0.01)
+    raising = [kind(), kind()]
+    threading.Timer(0.05, raising[0].set_exception, (KeyError("k"),)).start()
+    done, _ = wait(raising, timeout=5, return_when=FIRST_EXCEPTION)
+    assert done == {raising[0]}
     failed = kind()
     failed.set_exception(ValueError("boom"))
     assert isinstance(failed.exception(), ValueError) and failed.done() and not failed.cancelled()
