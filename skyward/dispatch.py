@@ -4,7 +4,8 @@ to drop tasks (cancelled, or withdrawn to run elsewhere).
 Tasks are handed over from any thread; one wake-up of the loop carries everything handed over since the last.
 A task without large arguments is sent as a future chain (the link's `run`, a done callback), not as an asyncio
 task of its own: at thousands of tasks a second, a task and its coroutines per send were most of the loop's
-work. Replies are handed to the scheduler in batches, one per turn of the loop.
+work; over a link that offers `run_then` (`skyward.link.RunsThen`), without even the future. Replies are
+handed to the scheduler in batches, one per turn of the loop.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Dispatcher:
         # by each `send` (a wake-up from another thread is a write to the loop's socket, and hands the
         # interpreter lock to the loop's thread, for every task submitted). One empty look ends it.
         loop.call_soon(self._drain)
-        stats, nodes, ran = self._stats, self._nodes, self._ran
+        stats, nodes, ran, answered = self._stats, self._nodes, self._ran, self._answered
         for task in tasks:
             if task.blobs:  # uploads first, perhaps again: a coroutine of its own
                 loop.create_task(self._run(task, task.epoch))
@@ -95,12 +96,33 @@ class Dispatcher:
             stats.tasks_sent += 1
             stats.task_bytes += len(task.payload)
             stats.nodes[node.index].bytes_out += len(task.payload)
+            run_then = getattr(node.link, "run_then", None)
+            if run_then is not None:  # no future per task (`skyward.link.RunsThen`)
+                run_then(task.id, task.payload, answered, (task, task.epoch, node, node.generation))
+                continue
             try:
                 sent = asyncio.ensure_future(node.link.run(task.id, task.payload, ()), loop=loop)
             except BaseException as exc:  # noqa: BLE001 - a link should fail its future; delivered all the same
                 self._replied(task, task.epoch, node, node.generation, exc)
                 continue
             sent.add_done_callback(functools.partial(ran, task, task.epoch, node, node.generation))
+
+    def _answered(self, token: tuple[Task, int, NodeSlots, int], answer: bytes | BaseException) -> None:
+        """A task sent by `run_then` came back: ``answer`` is its reply's bytes, or why it failed."""
+        task, epoch, node, generation = token
+        outcome: replies.Reply | BaseException
+        if isinstance(answer, BaseException):
+            if isinstance(answer, LinkError):
+                self._on_link_error(node.index, str(answer), generation)
+                return
+            outcome = answer
+        else:
+            self._stats.nodes[node.index].bytes_in += len(answer)
+            try:
+                outcome = replies.decode(answer)
+            except BaseException as exc:  # noqa: BLE001 - a bad reply: delivered to the caller's future
+                outcome = exc
+        self._came_back(task, epoch, node, generation, outcome)
 
     def _ran(
         self, task: Task, epoch: int, node: NodeSlots, generation: int, sent: asyncio.Future[bytes]
@@ -116,6 +138,11 @@ class Dispatcher:
             return
         except BaseException as exc:  # noqa: BLE001 - delivered to the caller's future (a bad reply included)
             outcome = exc
+        self._came_back(task, epoch, node, generation, outcome)
+
+    def _came_back(
+        self, task: Task, epoch: int, node: NodeSlots, generation: int, outcome: replies.Reply | BaseException
+    ) -> None:
         if type(outcome) is replies.MissingBlobs:  # it refers to none: a confused node; handled as blobs are
             self._io.loop.create_task(self._run(task, epoch))
             return

@@ -1,20 +1,157 @@
-"""`TaskFuture`: the one future of a pool task, from submission to its outcome.
+"""`TaskFuture`: the one future of a pool task, from submission to its outcome; `LightFuture`, its base.
 
-It is a plain `concurrent.futures.Future` (the currency between layers) with a few public attributes that the
-scheduler writes as the task moves. Nothing here reaches into `Future`'s internals: the attributes are single
-values written by one thread (the scheduler's, under its lock) and read by any, which needs no lock.
+A `TaskFuture` is a `concurrent.futures.Future` (the currency between layers) with a few public attributes that
+the scheduler writes as the task moves: single values written by one thread (the scheduler's, under its lock)
+and read by any, which needs no lock.
+
+`LightFuture` is `Future` at a fraction of its cost, for the futures made once per task (the client's, and the
+node's slots'): at thousands of tasks a second, `Future()`'s `threading.Condition` (an RLock, five bound
+methods and a deque: seven objects for the garbage collector, which traverses each of them again and again
+while the task is out) and its locked reads were a large share of the work per task. It keeps `Future`'s internals (`_condition`, `_state`, ...) because `concurrent.futures.wait`,
+`as_completed` and asyncio's `wrap_future` use them; tests/test_task_future.py checks it against them.
 """
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
-from typing import Any, Protocol
+from concurrent.futures import _base as _futures
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+# Cancellation is rare: one lock for every future's once-only notification instead of one lock each.
+_NOTIFYING = threading.Lock()
+_CANCELLED = frozenset({_futures.CANCELLED, _futures.CANCELLED_AND_NOTIFIED})
+_DONE = _CANCELLED | {_futures.FINISHED}
+_FINISHED = _futures.FINISHED
+
+
+# The lock of every `LightFuture`'s condition. A future holds its lock only to read or change its own state (never
+# while calling out, never while waiting: `Condition.wait` releases it), so one lock for all costs no
+# parallelism (the interpreter lock serializes those moments anyway) and saves an object per future. Reentrant:
+# `concurrent.futures.wait` takes the lock of every future it waits on at once.
+_LOCK = _thread.RLock()
+
+
+class _Condition(threading.Condition):
+    """`threading.Condition` over the shared `_LOCK`, built for one future: its lock's methods are the class's
+    (not five bound methods made per instance) and its deque of waiting threads is made by the first thread that
+    waits (most futures are never waited on: their outcome is read once it is in)."""
+
+    _waiters: Any = ()  # a deque once a thread waits (always under the lock)
+    _lock = _LOCK
+
+    def __init__(self) -> None:  # no call of Condition.__init__: that is the cost saved
+        pass
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def _release_save(self) -> Any:
+        return self._lock._release_save()  # type: ignore[attr-defined]
+
+    def _acquire_restore(self, state: Any) -> None:
+        self._lock._acquire_restore(state)  # type: ignore[attr-defined]
+
+    def _is_owned(self) -> bool:
+        return self._lock._is_owned()  # type: ignore[attr-defined,no-any-return]
+
+    def _at_fork_reinit(self) -> None:
+        self._waiters = ()
+
+    def notify_all(self) -> None:
+        if self._waiters:  # nobody waits on most futures: no more to do
+            super().notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        if type(self._waiters) is tuple:
+            self._waiters = deque()
+        return super().wait(timeout)
+
+
+class LightFuture(Future[T]):
+    """A `concurrent.futures.Future` that costs less to make and to read (see the module docstring).
+
+    Same behaviour: `done`, `cancelled`, and `result`/`exception` of a finished future read its state without
+    the lock (a future leaves a done state never, and its outcome is written before its state), which is what
+    the lock gave them; `set_result`/`set_exception` are `Future`'s, without making the list of
+    `concurrent.futures.wait` waiters when there is none; everything else is `Future`'s own code.
+    """
+
+    _waiter_list: list[Any] | None = None  # made when `concurrent.futures.wait` or `as_completed` first asks
+
+    def __init__(self) -> None:  # Future.__init__'s fields, with the light condition and no waiter list yet
+        self._condition = _Condition()
+        self._state = _futures.PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._done_callbacks: list[Any] = []
+
+    @property
+    def _waiters(self) -> list[Any]:
+        """`Future`'s list of `concurrent.futures.wait`/`as_completed` waiters (they add and remove theirs under
+        the lock), made on first use: most futures never have one."""
+        waiters = self._waiter_list
+        if waiters is None:
+            waiters = self._waiter_list = []
+        return waiters
+
+    @_waiters.setter
+    def _waiters(self, waiters: list[Any]) -> None:
+        self._waiter_list = waiters
+
+    def set_result(self, result: T) -> None:
+        # Future.set_result, reading the waiter list without making it.
+        with self._condition:
+            if self._state in _DONE:
+                raise _futures.InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = _FINISHED
+            for waiter in self._waiter_list or ():
+                waiter.add_result(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        # Future.set_exception, reading the waiter list without making it.
+        with self._condition:
+            if self._state in _DONE:
+                raise _futures.InvalidStateError(f"{self._state}: {self!r}")
+            self._exception = exception
+            self._state = _FINISHED
+            for waiter in self._waiter_list or ():
+                waiter.add_exception(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+
+    def done(self) -> bool:
+        return self._state in _DONE
+
+    def cancelled(self) -> bool:
+        return self._state in _CANCELLED
+
+    def result(self, timeout: float | None = None) -> T:
+        if self._state == _FINISHED and self._exception is None:
+            return self._result  # type: ignore[no-any-return]
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state == _FINISHED:
+            return self._exception
+        return super().exception(timeout)
 
 
 class Owner(Protocol):
-    """What runs the task (the pool's scheduler): it knows where the task is."""
+    """What runs the task (the pool's scheduler): it knows where the task is, and hears of its cancellation."""
 
     def may_cancel(self, future: TaskFuture) -> bool:
         """Whether the task can still be kept from running (or stopped): then it will not run to its end."""
@@ -24,15 +161,16 @@ class Owner(Protocol):
         """Whether the task is in one of its node's slots now, as far as the client knows."""
         ...
 
+    def future_cancelled(self, task: Any) -> None:
+        """`task`'s future was cancelled: in the cancelling thread, before the future's done callbacks run."""
+        ...
+
 
 #: Seconds `TaskFuture.cancel` waits for the task's node to say whether it dropped the task.
 CANCEL_TIMEOUT = 10.0
 
-# Cancellation is rare: one lock for every future's once-only notification instead of one lock each.
-_NOTIFYING = threading.Lock()
 
-
-class TaskFuture(Future[Any]):
+class TaskFuture(LightFuture[Any]):
     """The future of a pool task: `cancel()` and `running()` as `concurrent.futures.Future`'s, for a task that
     runs on another machine.
 
@@ -57,14 +195,13 @@ class TaskFuture(Future[Any]):
             then, or when it never reached a node.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.dispatches = 0
-        self.dispatched_at: float | None = None
-        self.run_seconds: float | None = None
-        self._notified = False
-        self._owner: Owner | None = None  # set by the scheduler that runs it
-        self._task: Any = None  # the scheduler's record of it
+    # Defaults on the class (one is made per task): an instance gets its own value when one is written.
+    dispatches: int = 0
+    dispatched_at: float | None = None
+    run_seconds: float | None = None
+    _notified: bool = False
+    _owner: Owner | None = None  # the scheduler that runs it, until its outcome is in (`_watch_cancel`)
+    _task: Any = None  # the scheduler's record of it, as long as `_owner`
 
     def cancel(self) -> bool:
         """Cancel the task: True when it will not run (or was stopped), False when it runs on (in a thread
@@ -95,6 +232,25 @@ class TaskFuture(Future[Any]):
             self.set_running_or_notify_cancel()
         return True
 
+    def _watch_cancel(self, owner: Owner, task: Any) -> None:
+        """`owner` runs this future's `task`: it answers `cancel()`'s and `running()`'s questions until the
+        outcome is in, and hears of a cancellation (`owner.future_cancelled(task)`) before the done callbacks
+        run, as a first done callback would, without one: no callable made, no lock taken per task."""
+        self._owner, self._task = owner, task
+
+    def _invoke_callbacks(self) -> None:
+        # Future calls this once its state is final (a result, an exception, or cancelled).
+        owner = self._owner
+        if owner is not None:
+            task = self._task
+            self._owner = self._task = None  # the task and its future no longer refer to each other
+            if self._state in _CANCELLED:
+                try:
+                    owner.future_cancelled(task)
+                except Exception:  # noqa: BLE001 - as Future treats a failing done callback
+                    _futures.LOGGER.exception("exception telling %r of the cancellation of %r", owner, self)
+        super()._invoke_callbacks()  # type: ignore[misc]  # Future has it; typeshed does not list it
+
     def seconds_since_dispatch(self) -> float:
         """Seconds since the task was last sent to a node; 0.0 while it has not been."""
         sent = self.dispatched_at
@@ -111,4 +267,4 @@ class TaskFuture(Future[Any]):
             self.run_seconds = now - self.dispatched_at
 
 
-__all__ = ["CANCEL_TIMEOUT", "Owner", "TaskFuture"]
+__all__ = ["CANCEL_TIMEOUT", "LightFuture", "Owner", "TaskFuture"]

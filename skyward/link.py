@@ -14,8 +14,8 @@ encodes it. A link's methods run on the pool's I/O loop.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from skyward.errors import SkywardError
 
@@ -59,6 +59,24 @@ class Link(Protocol):
         ...
 
 
+#: ``then(token, answer)``, on the link's loop: a task's reply bytes, or the exception it failed with (a
+#: `LinkError` when the node could not be reached or went down).
+Then = Callable[[Any, "bytes | BaseException"], object]
+
+
+class RunsThen(Protocol):
+    """What a link may offer besides `Link`: a task sent without a future per task, its answer to a callback.
+
+    The dispatcher uses it for tasks without blobs when a link has it (the in-process link does); at thousands
+    of tasks a second, a future, its context and a loop callback per task were a good part of the loop's work.
+    """
+
+    def run_then(self, task_id: str, payload: bytes, then: Then, token: Any) -> None:
+        """Send a task that refers to no blob; call ``then(token, answer)`` on this loop once it has ended there
+        (as `Link.run` would answer); never raises (a failure is an answer). Call it on the link's loop."""
+        ...
+
+
 if TYPE_CHECKING:
     from skyward.inprocess.link import InProcessLink
     from skyward.transport import NodeLink
@@ -66,3 +84,6 @@ if TYPE_CHECKING:
     def _conforms(links: tuple[NodeLink, InProcessLink]) -> list[Link]:
         """Checked by mypy, never run: both links satisfy the protocol."""
         return list(links)
+
+    def _runs_then(link: InProcessLink) -> RunsThen:
+        return link

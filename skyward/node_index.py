@@ -47,15 +47,10 @@ class NodeIndex:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        self._roomy.clear()
-        self._victims.clear()
-        for node in self.nodes:
-            node.version += 1
-            if node.free > 0:
-                self._roomy.append((len(node.running) / node.capacity, node.index, node.version))
-            stealable = _stealable(node)
-            if stealable > 0:
-                self._victims.append((-stealable, node.index, node.version))
+        """Drop the stale entries: those left are each node's current one (at most one per node and heap)."""
+        nodes = self.nodes
+        self._roomy = [entry for entry in self._roomy if entry[2] == nodes[entry[1]].version]
+        self._victims = [entry for entry in self._victims if entry[2] == nodes[entry[1]].version]
         heapq.heapify(self._roomy)
         heapq.heapify(self._victims)
 
@@ -84,7 +79,3 @@ class NodeIndex:
         """Recount the live nodes after one went down or came back."""
         self.usable = sum(node.alive or node.recovering for node in self.nodes)
         self.total_slots = sum(node.capacity for node in self.nodes if node.alive)
-
-
-def _stealable(node: NodeSlots) -> int:
-    return node.queued_here - node.stealing if node.alive else 0

@@ -14,20 +14,21 @@ from skyward import wire
 from skyward.blobs import SHARED, BlobIndex, BlobMissing, BlobPolicy, dumps_with_blobs, loads_with_blobs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskPayload:
-    """What a node runs: ``fn(*args, **kwargs)``."""
+    """What a node runs: ``fn(*args, **kwargs)``. (Not frozen: one is made per task run.)"""
 
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EncodedTask:
     """A serialized task and the uploads of the large objects it refers to, by digest.
 
-    `function` names what it calls, for error messages.
+    `function` names what it calls, for error messages. Not frozen: one is made per task, and a frozen
+    dataclass's constructor costs three times as much; nothing changes one once made.
     """
 
     payload: bytes
@@ -145,9 +146,12 @@ def _no_blobs(digest: bytes) -> object:
     raise BlobMissing(digest)
 
 
-def decode_task(frame: bytes, resolve: Callable[[bytes], object] = _no_blobs) -> TaskPayload:
-    """Inverse of `encode_task`; `resolve` turns a digest into its object (raising `BlobMissing`)."""
-    call = loads_with_blobs(frame, resolve)
+def decode_task(frame: bytes, resolve: Callable[[bytes], object] | None = _no_blobs) -> TaskPayload:
+    """Inverse of `encode_task`; `resolve` turns a digest into its object (raising `BlobMissing`).
+
+    ``resolve=None``: the task was sent as referring to no blob; it is read by the C unpickler alone (a
+    reference to a blob in it then fails to decode, as any malformed task does)."""
+    call = pickle.loads(wire.unframe(frame)) if resolve is None else loads_with_blobs(frame, resolve)
     if not (
         type(call) is tuple
         and len(call) == 3

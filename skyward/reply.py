@@ -41,7 +41,9 @@ DIGEST_SIZE = 16  # `skyward.blobs.DIGEST_SIZE`, repeated here so that decoding 
 _PLAIN_VALUES = frozenset({int, float, bool, str, bytes, type(None)})
 
 
-@dataclass(frozen=True, slots=True)
+# `Ok` and `Error` are made for every reply: not frozen (a frozen dataclass's constructor costs three times as
+# much); nothing changes one once made.
+@dataclass(slots=True)
 class Ok:
     """The task returned; `frame` holds its pickled value."""
 
@@ -49,10 +51,13 @@ class Ok:
 
     def value(self) -> Any:
         """The returned value (unpickled here, size-capped: `wire.MAX_DECOMPRESSED_BYTES`)."""
-        return wire.loads(self.frame)
+        frame = self.frame
+        if frame[:1] == b"\x00":  # a raw frame (`skyward.wire`): most values are small, not compressed
+            return pickle.loads(frame[1:])
+        return wire.loads(frame)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Error:
     """The task raised; `frame` holds the exception's details."""
 
@@ -121,6 +126,11 @@ def decode(data: bytes | bytearray | memoryview, digest_size: int = DIGEST_SIZE)
         except Exception as exc:
             raise wire.WireError(f"a malformed crash reply: {type(exc).__name__}: {exc}") from exc
     raise wire.WireError(f"unknown reply status {status}")
+
+
+def is_outcome(data: bytes | bytearray | memoryview) -> bool:
+    """Whether a reply (the node's own, well formed) is an outcome, `Ok` or `Error`, without decoding it."""
+    return bool(data) and data[0] in (STATUS_OK, STATUS_ERROR)
 
 
 def result(data: bytes, where: str) -> Any:

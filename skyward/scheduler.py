@@ -17,7 +17,6 @@ the pool finds out why (`on_node_down`) and answers with `node_crashed` or `node
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import threading
@@ -43,6 +42,7 @@ logger = logging.getLogger("skyward.scheduler")
 __all__ = ["NodeSlots", "Scheduler", "TaskFuture", "TransferStats", "WindowState"]
 
 _Placed = tuple[list[Task], list[tuple[Task, NodeSlots]]]  # tasks to send, tasks to withdraw
+_NOTHING_PLACED: _Placed = ([], [])  # never changed
 
 
 class Scheduler:
@@ -88,14 +88,13 @@ class Scheduler:
         is in, and reaches the node. A task submitted to a cancelled window is cancelled at once."""
         future = TaskFuture()
         task = Task(next(self._ids), encoded.payload, future, encoded.blobs, pinned_node, encoded.function)
-        future._owner, future._task = self, task
         if window is not None:
             task.window, task.prefetch = window, window.prefetch
         with self._lock:
             if self._closed:
                 raise SkywardError("the pool is closed")
             if window is not None and window.cancelled:
-                future._cancel_now()  # no callback yet: nothing runs under the lock
+                future._cancel_now()  # not watched yet: nothing runs under the lock
                 return future
             if not self.placement.index.usable:
                 raise NodeLost("every node of the pool is lost")
@@ -104,9 +103,12 @@ class Scheduler:
                 touched = (self.nodes[pinned_node],)
                 if not (touched[0].alive or touched[0].recovering):
                     raise NodeLost(f"node {touched[0].name} is lost")
+            future._watch_cancel(self, task)  # before anyone else can see it, so no cancellation goes unseen
+            # Behind a waiting task it waits too: the head of the queue could not be placed when the lock was
+            # last released (every change that could make room places what it can), so skip looking again.
+            behind = pinned_node is None and bool(self.placement.ready)
             self.placement.enqueue(task)
-            placed = self._place_locked(touched)
-        future.add_done_callback(functools.partial(self._on_future_done, task))
+            placed = _NOTHING_PLACED if behind else self._place_locked(touched)
         self._go(placed)
         return future
 
@@ -272,9 +274,9 @@ class Scheduler:
 
     # --- cancellation --------------------------------------------------------------------------------------
 
-    def _on_future_done(self, task: Task, future: TaskFuture) -> None:
-        if not future.cancelled():
-            return
+    def future_cancelled(self, task: Task) -> None:
+        """`task`'s future was cancelled (by its caller, a window, the pool's teardown, or its node's answer);
+        in the thread that cancelled it, before the future's done callbacks run."""
         tell: NodeSlots | None = None
         placed: _Placed = ([], [])
         with self._lock:
@@ -307,7 +309,9 @@ class Scheduler:
     def may_cancel(self, future: TaskFuture) -> bool:
         """`TaskFuture.cancel`'s question: can the task still be kept from running (or be stopped)? A task on a
         node: its node is asked, outside the lock (one round trip)."""
-        task: Task = future._task
+        task: Task | None = future._task
+        if task is None:  # its outcome is in (or its cancellation): nothing to keep from running
+            return True
         with self._lock:
             node = self._holder(task)
             if node is None:  # waiting on the client: placement skips it from now on
@@ -340,7 +344,9 @@ class Scheduler:
     def is_running(self, future: TaskFuture) -> bool:
         """`TaskFuture.running`: the task is among the first `capacity` tasks its node was sent that have not
         answered (a node starts its tasks in the order they come)."""
-        task: Task = future._task
+        task: Task | None = future._task
+        if task is None:  # its outcome is in
+            return False
         with self._lock:
             node = self._holder(task)
             if node is None:

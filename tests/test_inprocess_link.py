@@ -196,6 +196,71 @@ def test_a_closed_link_refuses_to_send(deployment: InProcessDeployment) -> None:
     _run(go())
 
 
+def test_run_then_answers_a_callback_with_the_reply_or_the_failure(deployment: InProcessDeployment) -> None:
+    """`run_then` (the dispatcher's path for tasks without blobs): the reply's bytes, or a `LinkError` when the
+    link is closed or the node goes down with the task in flight, reach ``then(token, answer)`` on the loop."""
+
+    async def go() -> list[tuple[object, object, bool]]:
+        loop, answers = asyncio.get_running_loop(), asyncio.Queue[tuple[object, object, bool]]()
+
+        def then(token: object, answer: object) -> None:
+            answers.put_nowait((token, answer, asyncio.get_running_loop() is loop))
+
+        link = deployment.link(0, b"")
+        await link.connect()
+        link.run_then("t-1", encode_task(where, (7,), {}).payload, then, "first")
+        got = [await asyncio.wait_for(answers.get(), 10)]
+        link.run_then("t-2", encode_task(time.sleep, (2,), {}).payload, then, "lost")
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(deployment.lose, 0)
+        got.append(await asyncio.wait_for(answers.get(), 10))
+        closed = deployment.link(0, b"")  # never connected
+        closed.run_then("t-3", b"", then, "closed")
+        got.append(await asyncio.wait_for(answers.get(), 10))
+        return got
+
+    (token, reply, on_loop), *failures = _run(go())
+    assert (
+        token == "first"
+        and on_loop
+        and replies.result(reply, "node")[:2] == (49, deployment.nodes[0].info.name)
+    )
+    assert [(t, type(a), ok) for t, a, ok in failures] == [
+        ("lost", LinkError, True),
+        ("closed", LinkError, True),
+    ]
+
+
+def test_virtual_slots_answer_each_task_once_and_withdraw_only_queued_ones() -> None:
+    """A withdrawn task is answered `Cancelled` and never runs, even when its id comes back and runs after it;
+    a held one cannot be withdrawn; shutting down answers the queued ones."""
+    from skyward.blobs import BlobStore
+    from skyward.inprocess import VirtualSlots
+
+    async def go() -> list[tuple[str, object]]:
+        answers: list[tuple[str, object]] = []
+
+        def done(task_id: str, reply: bytes) -> None:
+            decoded = replies.decode(reply)
+            answers.append((task_id, decoded.value()[0] if isinstance(decoded, replies.Ok) else decoded))
+
+        slots = VirtualSlots(1, BlobStore(), 0.05)
+        for n in range(3):
+            slots.submit(encode_task(where, (n,), {}).payload, f"t-{n}", (), done)
+        assert not slots.cancel("t-0") and slots.cancel("t-1") and not slots.cancel("t-1")
+        slots.submit(encode_task(where, (5,), {}).payload, "t-1", (), done)  # sent again after the steal
+        await asyncio.sleep(0.4)
+        slots.submit(encode_task(where, (6,), {}).payload, "t-6", (), done)
+        slots.submit(encode_task(where, (7,), {}).payload, "t-7", (), done)
+        slots.shutdown()
+        await asyncio.sleep(0.1)
+        return answers
+
+    assert _run(go()) == [
+        ("t-1", replies.Cancelled()), ("t-0", 0), ("t-2", 4), ("t-1", 25), ("t-7", replies.Cancelled()),
+    ]  # fmt: skip
+
+
 def test_latency_is_added_each_way() -> None:
     deployment = InProcess(latency=0.05).launch(_cluster(), Image(), b"", 60.0)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,14 @@ def touch(path: str, seconds: float = 0.0) -> tuple[int, str | None]:
     time.sleep(seconds)
     Path(path).touch()
     return os.getpid(), current_node()
+
+
+@sky.compute
+def mark_then_touch(started: str, path: str, seconds: float) -> int:
+    Path(started).touch()
+    time.sleep(seconds)
+    Path(path).touch()
+    return os.getpid()
 
 
 def test_a_node_never_runs_more_tasks_than_its_slots() -> None:
@@ -77,6 +86,20 @@ def test_cancelling_a_queued_future_means_it_never_runs(tmp_path: Path) -> None:
         assert (touch(str(tmp_path / "third")) >> pool)[1] == pool.nodes[0].name
     assert (tmp_path / "first").exists() and (tmp_path / "third").exists()
     assert not (tmp_path / "second").exists()
+
+
+def test_a_task_submitted_behind_cancelled_waiting_ones_runs_when_a_slot_frees(tmp_path: Path) -> None:
+    # Behind a waiting queue a submission does not look for a node (the head could not be placed); when the
+    # slot frees, the cancelled heads are dropped and the task behind them runs, once, in order.
+    with in_process(1, 1, prefetch=0) as pool:
+        blocker = touch(str(tmp_path / "blocker"), 0.5) > pool
+        waiting = [touch(str(tmp_path / f"cancelled-{i}")) > pool for i in range(3)]
+        assert all(f.cancel() for f in waiting)
+        later = [timed(0.01, i) > pool for i in range(4)]
+        blocker.result(timeout=30)
+        results = [f.result(timeout=30) for f in later]
+    assert [index for *_, index in sorted(results, key=lambda r: r[1])] == [0, 1, 2, 3]
+    assert not any((tmp_path / f"cancelled-{i}").exists() for i in range(3))
 
 
 def test_cancel_all_frees_the_slots_for_the_next_call() -> None:
@@ -197,13 +220,16 @@ def test_a_started_task_is_never_withdrawn_by_a_steal(tmp_path: Path) -> None:
     store = BlobStore()
     slots = ProcessSlots(1, store)
     try:
-        marker = str(tmp_path / "ran")
-        future = slots.submit(encode_task(touch.local, (marker, 0.5), {}).payload, "t-1")
+        started, marker = tmp_path / "started", str(tmp_path / "ran")
+        ended: Future[tuple[str, bytes]] = Future()
+        payload = encode_task(mark_then_touch.local, (str(started), marker, 0.5), {}).payload
+        slots.submit(payload, "t-1", (), lambda task_id, reply: ended.set_result((task_id, reply)))
         deadline = time.monotonic() + 10
-        while not future.running() and time.monotonic() < deadline:
+        while not started.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert slots.cancel("t-1", stop_running=False) is False
-        assert future.result(timeout=10)[:1] == b"\x00"  # an ordinary result, not a cancellation
+        task_id, reply = ended.result(timeout=10)
+        assert task_id == "t-1" and reply[:1] == b"\x00"  # an ordinary result, not a cancellation
         assert Path(marker).exists()
     finally:
         slots.shutdown()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from skyward.inprocess.host import Mailbox, NodeHost
-from skyward.link import LinkError
+from skyward.link import LinkError, Then
 from skyward.providers.base import WorkerExit
 from skyward.worker.agent import TaskRunner
 from skyward.worker.slots import Slots
@@ -29,6 +29,21 @@ def _settle(future: asyncio.Future[Any], outcome: object) -> None:
         future.set_result(outcome)
 
 
+class _Ask:
+    """One message to a node waiting for its answer, which goes back as ``outbox.post(then, token, answer)`` (an
+    exception: it failed). Called with the answer on the node's loop; the node keeps it until then."""
+
+    __slots__ = ("node", "outbox", "then", "token")
+
+    def __init__(
+        self, node: InProcessNode, outbox: Mailbox, then: Callable[[Any, Any], object], token: Any
+    ) -> None:
+        self.node, self.outbox, self.then, self.token = node, outbox, then, token
+
+    def __call__(self, answer: object) -> None:
+        self.node._answer(self, answer)
+
+
 class InProcessNode:
     """One node agent in this process. Its methods whose names end in ``_here`` run on its host's loop."""
 
@@ -41,52 +56,47 @@ class InProcessNode:
         self.frozen = False  # takes messages and never answers (a frozen host, a link cut without a reset)
         self.exit: WorkerExit | None = None  # how its agent ended, when it "crashed" (deployment.crash)
         self._slots = slots
-        self._waiting: dict[asyncio.Future[Any], Mailbox] = {}  # asks not answered yet, and where to answer
+        self._waiting: set[_Ask] = set()  # asks not answered yet
 
     # --- what a link's ask does on the node -----------------------------------------------------------------
 
-    def ask_here(
-        self, kind: str, args: tuple[Any, ...], outbox: Mailbox, future: asyncio.Future[Any]
-    ) -> None:
-        """Handle one message, as `skyward.transport.task_executor` does; the answer goes back through
-        `outbox`.
-
-        `future` belongs to the client's loop: here it is only a key, never touched.
-        """
+    def ask_here(self, kind: str, args: tuple[Any, ...], ask: _Ask) -> None:
+        """Handle one message, as `skyward.transport.task_executor` does; the answer goes back through the
+        ask's outbox (what it carries back belongs to the client's loop: never touched here)."""
         if not self.alive:
-            outbox.post(_settle, future, LinkError(f"node {self.name} is unreachable"))
+            ask.outbox.post(ask.then, ask.token, LinkError(f"node {self.name} is unreachable"))
             return
-        self._waiting[future] = outbox
+        self._waiting.add(ask)
         if self.frozen:
             return
         runner = self.runner
         try:
             if kind == "run":
                 task_id, payload, blobs = args
-                runner.run(task_id, payload, blobs, lambda reply: self._answer(future, reply))
+                runner.run(task_id, payload, blobs, ask)
             elif kind == "put_blob":
                 digest, data = args
                 runner.put_blob(digest, 0, len(data), data)
-                self._answer(future, None)
+                self._answer(ask, None)
             elif kind == "cancel":
-                self._answer(future, runner.cancel(*args))
+                self._answer(ask, runner.cancel(*args))
             else:
-                self._answer(future, runner.heartbeat())
+                self._answer(ask, runner.heartbeat())
         except Exception as exc:  # noqa: BLE001 - what the casty actor answers as a refusal
-            self._answer(future, LinkError(f"node {self.name} refused {kind}: {type(exc).__name__}: {exc}"))
+            self._answer(ask, LinkError(f"node {self.name} refused {kind}: {type(exc).__name__}: {exc}"))
 
-    def _answer(self, future: asyncio.Future[Any], outcome: object) -> None:
+    def _answer(self, ask: _Ask, outcome: object) -> None:
         if self.frozen:
             return
-        outbox = self._waiting.pop(future, None)
-        if outbox is None:  # the node went down meanwhile: the ask has failed already
+        if ask not in self._waiting:  # the node went down meanwhile: the ask has failed already
             return
+        self._waiting.remove(ask)
         if self.latency:
             self.host.replies_later.add_at(
-                self.host.loop.time() + self.latency, outbox.post, _settle, future, outcome
+                self.host.loop.time() + self.latency, ask.outbox.post, ask.then, ask.token, outcome
             )
         else:
-            outbox.post(_settle, future, outcome)
+            ask.outbox.post(ask.then, ask.token, outcome)
 
     # --- going down (a lost machine, a crashed agent) and stopping ------------------------------------------
 
@@ -95,9 +105,9 @@ class InProcessNode:
         if not self.alive:
             return
         self.alive, self.exit = False, exit
-        waiting, self._waiting = self._waiting, {}
-        for future, outbox in waiting.items():
-            outbox.post(_settle, future, LinkError(f"node {self.name} is unreachable: {reason}"))
+        waiting, self._waiting = self._waiting, set()
+        for ask in waiting:
+            ask.outbox.post(ask.then, ask.token, LinkError(f"node {self.name} is unreachable: {reason}"))
         self._slots.shutdown()
 
     def stop(self) -> None:
@@ -129,6 +139,18 @@ class InProcessLink:
         the link connected on. Failures, not being connected included, go into the future."""
         return self._send("run", (task_id, payload, blobs))
 
+    def run_then(self, task_id: str, payload: bytes, then: Then, token: object) -> None:
+        """`skyward.link.RunsThen.run_then`: a task without blobs, its reply (or failure) to ``then(token, _)``
+        on the loop the link connected on; no future per task."""
+        node, loop, outbox = self._node, self._loop, self._outbox
+        if loop is None or outbox is None or not node.alive:
+            failure = LinkError("not connected" if loop is None else f"node {node.name} is unreachable")
+            asyncio.get_running_loop().call_soon(then, token, failure)
+            return
+        not_before = loop.time() + node.latency if node.latency else 0.0
+        ask = _Ask(node, outbox, then, token)
+        node.host.inbox.post(node.ask_here, "run", (task_id, payload, ()), ask, not_before=not_before)
+
     async def put_blob(self, digest: bytes, data: bytes) -> None:
         await self._send("put_blob", (digest, data))
 
@@ -153,7 +175,7 @@ class InProcessLink:
             return future
         deliver: Callable[..., object] = node.ask_here
         not_before = loop.time() + node.latency if node.latency else 0.0
-        node.host.inbox.post(deliver, kind, args, outbox, future, not_before=not_before)
+        node.host.inbox.post(deliver, kind, args, _Ask(node, outbox, _settle, future), not_before=not_before)
         return future
 
     async def close(self) -> None:

@@ -11,24 +11,29 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from concurrent.futures import Future
 from dataclasses import dataclass
 
+from skyward import reply
 from skyward.blobs import BlobStore
 from skyward.inprocess.host import DelayLine
 from skyward.worker.execute import execute
+from skyward.worker.slots import Done
 
 
 @dataclass(eq=False, slots=True)
 class _Job:
     task_id: str
     payload: bytes
-    future: Future[bytes]
+    blobs: bool  # it refers to blobs
+    done: Done
+    started: bool = False
+    cancelled: bool = False  # withdrawn while queued: skipped when it comes up
     dropped: bool = False  # its slots shut down while it was held
 
 
 class VirtualSlots:
-    """`skyward.worker.slots.Slots` without threads. Every call runs on the node's event loop (its host's)."""
+    """`skyward.worker.slots.Slots` without threads. Every call runs on the node's event loop (its host's), and
+    so does ``done``."""
 
     def __init__(self, concurrency: int, store: BlobStore, seconds: float) -> None:
         self.concurrency = concurrency
@@ -40,12 +45,11 @@ class VirtualSlots:
         self._closed = False
         self._line: DelayLine | None = None  # made on first use, on the node's loop
 
-    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...] = ()) -> Future[bytes]:
-        job = _Job(task_id, payload, Future())
+    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...], done: Done) -> None:
+        job = _Job(task_id, payload, bool(blobs), done)
         self._jobs[task_id] = job
         self._queued.append(job)
         self._start_next()
-        return job.future
 
     def _start_next(self) -> None:
         line = self._line
@@ -55,8 +59,9 @@ class VirtualSlots:
         loop = line.loop
         while self._running < self.concurrency and self._queued and not self._closed:
             job = self._queued.popleft()
-            if not job.future.set_running_or_notify_cancel():  # cancelled while queued
+            if job.cancelled:
                 continue
+            job.started = True
             self._running += 1
             line.add_at(loop.time() + self._seconds, self._finish, job)
 
@@ -65,15 +70,17 @@ class VirtualSlots:
             return
         self._running -= 1
         self._jobs.pop(job.task_id, None)
-        job.future.set_result(execute(job.payload, job.task_id, self._store.get))
+        job.done(job.task_id, execute(job.payload, job.task_id, self._store.get if job.blobs else None))
         self._start_next()
 
     def cancel(self, task_id: str, stop_running: bool = True) -> bool:
         """Withdraw a task that has not started; a started one runs to its end, as in a thread slot."""
         job = self._jobs.get(task_id)
-        if job is None or not job.future.cancel():
+        if job is None or job.started:
             return False
-        self._jobs.pop(task_id, None)
+        del self._jobs[task_id]
+        job.cancelled = True
+        job.done(task_id, reply.cancelled())
         return True
 
     @property
@@ -82,8 +89,9 @@ class VirtualSlots:
 
     def shutdown(self) -> None:
         self._closed = True
-        for job in self._jobs.values():
-            job.dropped = True
-            job.future.cancel()
-        self._jobs.clear()
+        jobs, self._jobs = self._jobs, {}
         self._queued.clear()
+        for job in jobs.values():
+            job.dropped = True
+            if not job.started:  # withdrawn; a held one is never answered (as a thread slot's never ends)
+                job.done(job.task_id, reply.cancelled())

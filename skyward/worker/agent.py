@@ -11,7 +11,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
 
 from skyward import reply as replies
 from skyward.blobs import BlobStore
@@ -48,7 +47,11 @@ class TaskRunner:
         self._done_bytes = 0
         self._evicted: OrderedDict[str, None] = OrderedDict()
         self._refused: OrderedDict[str, None] = OrderedDict()
-        self._running: dict[str, tuple[Future[bytes], list[Reply]]] = {}
+        # In flight: whoever waits for its reply (the first sender, and any that sent its id again meanwhile).
+        self._running: dict[str, list[Reply]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._slot_done_here = self._slot_done  # one bound method for every task
         self.last_contact = time.monotonic()
 
     def _contact(self) -> None:
@@ -60,7 +63,7 @@ class TaskRunner:
             reply(self._done[task_id])
             return
         if task_id in self._running:
-            self._running[task_id][1].append(reply)
+            self._running[task_id].append(reply)
             return
         if self._refused and self._refused.pop(task_id, False) is None:  # cancelled before it came
             reply(replies.cancelled())
@@ -75,32 +78,26 @@ class TaskRunner:
         if missing:  # answered before anything runs; not cached: the task comes again with its blobs
             reply(replies.missing(missing))
             return
-        future = self._slots.submit(payload, task_id, blobs)
-        self._running[task_id] = (future, [reply])
-        loop = asyncio.get_running_loop()
-        here = threading.get_ident()
+        self._running[task_id] = [reply]  # before submitting: a slot may answer at once
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        self._slots.submit(payload, task_id, blobs, self._slot_done_here)
 
-        def finish(done: Future[bytes]) -> None:
-            if threading.get_ident() == here:  # a slot that runs on the loop (simulated): no wake-up
-                self._finish(task_id, done)
-                return
-            try:
-                loop.call_soon_threadsafe(self._finish, task_id, done)
-            except RuntimeError:  # the agent's loop is closed (it is stopping): nobody waits for this reply
-                pass
+    def _slot_done(self, task_id: str, result: bytes) -> None:
+        """A slot ended a task (ran it, or withdrew it), in whichever thread it did."""
+        if threading.get_ident() == self._loop_thread:  # a slot that runs on the loop (simulated): no wake-up
+            self._finish(task_id, result)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._finish, task_id, result)  # type: ignore[union-attr]
+        except RuntimeError:  # the agent's loop is closed (it is stopping): nobody waits for this reply
+            pass
 
-        future.add_done_callback(finish)
-
-    def _finish(self, task_id: str, future: Future[bytes]) -> None:
-        if future.cancelled():
-            result = replies.cancelled()
-        elif (exc := future.exception()) is not None:  # the slot itself broke (e.g. a process slot died)
-            result = replies.error(exc)
-        else:
-            result = future.result()
-        _, waiting = self._running.pop(task_id)
+    def _finish(self, task_id: str, result: bytes) -> None:
+        waiting = self._running.pop(task_id, None)
+        if waiting is None:  # answered already (a slot must answer once; this guards the reply cache)
+            return
         # Only outcomes are remembered: a task withdrawn, lacking blobs or whose process died may come again.
-        if isinstance(replies.decode(result), replies.Ok | replies.Error):
+        if replies.is_outcome(result):
             self._remember(task_id, result)
         for reply in waiting:
             reply(result)

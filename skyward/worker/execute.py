@@ -20,8 +20,11 @@ from skyward.worker import task_output
 _DECODING = threading.Lock()
 
 
-def execute(payload: bytes, task_id: str, resolve: Callable[[bytes], object]) -> bytes:
-    """Decode, run and encode one task. Never raises: every failure becomes an error reply."""
+def execute(payload: bytes, task_id: str, resolve: Callable[[bytes], object] | None) -> bytes:
+    """Decode, run and encode one task. Never raises: every failure becomes an error reply.
+
+    `resolve` turns the digest of a blob the task refers to into its object; ``None`` for a task sent as
+    referring to none (see `skyward.payload.decode_task`)."""
     try:
         with _DECODING:
             task = decode_task(payload, resolve)

@@ -1,7 +1,8 @@
 """The node's slots: `concurrency` threads or processes that run serialized tasks.
 
-Both kinds answer the same calls: `submit(payload, task_id, blobs) -> Future[bytes]` and `cancel(task_id)`.
-`blobs` are the digests the task refers to, held in the node's `BlobStore`.
+Both kinds answer the same calls: `submit(payload, task_id, blobs, done)` and `cancel(task_id)`; each task
+submitted ends with one call of ``done(task_id, reply)``: its reply's bytes (`skyward.reply`), `reply.cancelled`
+when it was withdrawn. `blobs` are the digests the task refers to, held in the node's `BlobStore`.
 A task not started yet is always cancellable. A running task can be stopped only in a process slot: the
 process is killed and a fresh one takes its place (a thread cannot be stopped from outside).
 A process slot whose process dies under a task (``os._exit``, a segfault, the OOM killer) is replaced the same
@@ -11,11 +12,13 @@ wrote, which the agent reads from a pipe of its own and forwards to its output).
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import queue
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -23,6 +26,7 @@ from typing import Protocol
 
 from skyward import reply
 from skyward.blobs import BlobMissing, BlobStore, rebuild
+from skyward.futures import LightFuture
 from skyward.spec import ExecutorKind
 from skyward.worker import task_output
 from skyward.worker.execute import execute
@@ -33,10 +37,17 @@ _PROCESS_BLOB_CACHE = 4
 _TAIL_LINES = 20
 
 
+#: ``done(task_id, reply)``: a submitted task ended, with its reply's bytes. Called once per task, from any thread
+#: (a slot's, or the one that cancelled it); no future per task: the agent needs only the bytes.
+Done = Callable[[str, bytes], None]
+
+
 class Slots(Protocol):
     concurrency: int
 
-    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...]) -> Future[bytes]: ...
+    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...], done: Done) -> None:
+        """Run the task when a slot is free; ``done(task_id, reply)`` once it ends (or is withdrawn)."""
+        ...
 
     def cancel(self, task_id: str, stop_running: bool = True) -> bool:
         """Cancel the task if it has not started, or stop it if running and `stop_running` (where possible).
@@ -67,11 +78,10 @@ class ThreadSlots:
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=thread_name)
         self._futures: dict[str, Future[bytes]] = {}
 
-    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...] = ()) -> Future[bytes]:
-        future = self._executor.submit(execute, payload, task_id, self._store.get)
+    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...], done: Done) -> None:
+        future = self._executor.submit(execute, payload, task_id, self._store.get if blobs else None)
         self._futures[task_id] = future
-        future.add_done_callback(lambda _: self._futures.pop(task_id, None))
-        return future
+        future.add_done_callback(functools.partial(_report, self._futures, task_id, done))
 
     def cancel(self, task_id: str, stop_running: bool = True) -> bool:
         future = self._futures.get(task_id)  # a running thread cannot be stopped: only queued ones cancel
@@ -79,6 +89,17 @@ class ThreadSlots:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _report(futures: dict[str, Future[bytes]], task_id: str, done: Done, future: Future[bytes]) -> None:
+    """A slot's future is done: its reply to `done` (a cancelled future's is `reply.cancelled`)."""
+    futures.pop(task_id, None)
+    if future.cancelled():
+        done(task_id, reply.cancelled())
+    elif (exc := future.exception()) is not None:  # the slot itself broke (e.g. its process died)
+        done(task_id, reply.error(exc))
+    else:
+        done(task_id, future.result())
 
 
 def _slot_process(conn: Connection, output: Connection) -> None:
@@ -104,7 +125,7 @@ def _slot_process(conn: Connection, output: Connection) -> None:
             blobs.move_to_end(digest)
         while len(blobs) > max(_PROCESS_BLOB_CACHE, len(digests)):
             blobs.popitem(last=False)
-        conn.send_bytes(execute(payload, task_id, resolve))
+        conn.send_bytes(execute(payload, task_id, resolve if digests else None))
 
 
 @dataclass(eq=False)
@@ -243,13 +264,12 @@ class ProcessSlots:
         context = multiprocessing.get_context("spawn")
         self._slots = [_ProcessSlot(context, self._jobs, self._closing, store) for _ in range(concurrency)]
 
-    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...] = ()) -> Future[bytes]:
-        future: Future[bytes] = Future()
+    def submit(self, payload: bytes, task_id: str, blobs: tuple[bytes, ...], done: Done) -> None:
+        future: Future[bytes] = LightFuture()
         job = _Job(task_id, payload, blobs, future)
         self._queued[task_id] = job
-        future.add_done_callback(lambda _: self._queued.pop(task_id, None))
+        future.add_done_callback(functools.partial(_report, self._queued, task_id, done))  # type: ignore[arg-type]
         self._jobs.put(job)
-        return future
 
     def cancel(self, task_id: str, stop_running: bool = True) -> bool:
         job = self._queued.get(task_id)
