@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -144,14 +145,9 @@ class Lab:
     def _namespace(self) -> tuple[str, str]:
         assert IP is not None
         self._links += 1
-        index = self._links
-        tag = f"{os.getpid() % 10000}{index}"
-        netns = f"skyward-t{tag}"
-        # A /30 per host in 10.231.0.0/16, varied by pid so that two sessions on one machine do not collide.
-        third = (os.getpid() * 7 + index) % 250 + 1
-        host_side, ns_side = f"skh{tag}", f"skn{tag}"
-        _run(IP, "netns", "add", netns)
+        netns, tag, third = self._free_namespace()
         self.namespaces.append(netns)
+        host_side, ns_side = f"skh{tag}", f"skn{tag}"
         _run(IP, "link", "add", host_side, "type", "veth", "peer", "name", ns_side)
         _run(IP, "link", "set", ns_side, "netns", netns)
         _run(IP, "addr", "add", f"10.231.{third}.1/30", "dev", host_side)
@@ -160,6 +156,23 @@ class Lab:
         _run(IP, "-n", netns, "link", "set", ns_side, "up")
         _run(IP, "-n", netns, "link", "set", "lo", "up")  # workers bind 127.0.0.1 there
         return netns, f"10.231.{third}.2"
+
+    def _free_namespace(self) -> tuple[str, str, int]:
+        """A new namespace `skyward-t<tag>` and a /30 in 10.231.0.0/16 that no other lab on this machine uses:
+        sessions run side by side (and a killed one may leave its namespace), so names and subnets are drawn at
+        random and taken only when free (interface names allow 15 characters: ``skh`` + a 5-digit tag)."""
+        assert IP is not None
+        for _ in range(100):
+            tag, third = f"{random.randrange(100000):05d}", random.randrange(1, 251)
+            used = subprocess.run(
+                [IP, "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False
+            ).stdout
+            if f" 10.231.{third}." in used:
+                continue
+            netns = f"skyward-t{tag}"
+            if subprocess.run([IP, "netns", "add", netns], capture_output=True, check=False).returncode == 0:
+                return netns, tag, third
+        raise RuntimeError("no free network namespace name or 10.231.x.0/30 subnet after 100 tries")
 
     def _start(
         self,
