@@ -49,7 +49,7 @@ async def _watch_lease(runner: TaskRunner, lease: float, stop: asyncio.Event) ->
             stop.set()
 
 
-async def _main(config: AgentConfig) -> None:
+async def _main(config: AgentConfig, announced_pid: int) -> None:
     node, lease = config.node, config.lease
     os.environ["SKYWARD_NODE"] = node
     blobs = BlobStore(config.blob_cache_bytes if config.blob_cache_bytes is not None else BLOB_CACHE_BYTES)
@@ -63,7 +63,7 @@ async def _main(config: AgentConfig) -> None:
     port = transport.free_port(bind)
 
     def ready() -> None:
-        print(READY_PREFIX + json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+        print(READY_PREFIX + json.dumps({"port": port, "pid": announced_pid}), flush=True)
         task_output.install()  # from now on: whole lines, stderr's marked (the ready line went out as it is)
 
     server = asyncio.create_task(transport.serve(node, port, runner, ready, config.tls, bind))
@@ -97,13 +97,22 @@ def main() -> None:
         config = AgentConfig.decode(line)
     except AgentConfigError as exc:
         sys.exit(f"skyward worker: {exc}")
-    volumes = _mount_volumes(config)  # first: unshare() needs this process to be single threaded still
+    if config.volumes and os.geteuid() != 0:  # mounting needs root: through passwordless sudo (never returns)
+        from skyward.volumes.sudo import relay_through_sudo
+
+        relay_through_sudo(line)
+    serve(config, _mount_volumes(config))  # first: unshare() needs this process to be single threaded still
+
+
+def serve(config: AgentConfig, volumes: MountedVolumes | None, announced_pid: int | None = None) -> None:
+    """Serve tasks until the client is gone, then release `volumes` and exit the process. `announced_pid`: the
+    pid of the ready line, the process the provider started and stops (default: this one)."""
     # Before any task imports numpy & co.: their thread pools are sized once, at import.
     limit_native_threads(config.nodes_on_machine, config.concurrency)
     if config.executor == "thread":  # concurrent tasks' catch_warnings must not mix
         per_thread_warning_filters()
     try:
-        asyncio.run(_main(config))
+        asyncio.run(_main(config, os.getpid() if announced_pid is None else announced_pid))
     finally:
         if volumes is not None:
             volumes.release()  # s3fs finishes uploads of closed files, then unmounts

@@ -1,0 +1,145 @@
+"""S3 volumes on a node whose login is not root: the agent mounts through passwordless sudo, tasks run as the login.
+
+A system user made for the test (``useradd``; a sudoers.d drop-in ``NOPASSWD`` for it) runs a Local pool
+(`volume_login.py`, started as root, drops to that user); moto's S3 serves on 127.0.0.1. Both go at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from moto_s3 import S3Server, s3_server
+from volume_checks import mount_unavailable_reason, s3fs_processes, visible_mounts, volume_workdirs
+
+USER = "skyward-volume-test"
+SUDOERS = Path("/etc/sudoers.d") / USER
+DRIVER = Path(__file__).with_name("volume_login.py")
+
+
+def _unavailable() -> str | None:
+    reason = mount_unavailable_reason()
+    if reason is not None:
+        return reason
+    missing = [tool for tool in ("sudo", "useradd", "userdel", "visudo") if shutil.which(tool) is None]
+    return f"needs {', '.join(missing)} (Debian: apt-get install sudo)" if missing else None
+
+
+pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+
+
+@dataclass
+class Login:
+    uid: int
+    gid: int
+    home: str
+
+
+@pytest.fixture
+def login() -> Iterator[Login]:
+    """The non-root login, allowed passwordless sudo; user, home and drop-in removed at the end."""
+    try:
+        pwd.getpwnam(USER)
+        pytest.skip(f"the user {USER} exists already (left by another run?)")
+    except KeyError:
+        pass
+    subprocess.run(["useradd", "--system", "--create-home", USER], check=True)
+    try:
+        SUDOERS.write_text(f"{USER} ALL=(root) NOPASSWD: ALL\n")
+        SUDOERS.chmod(0o440)
+        subprocess.run(["visudo", "-cf", str(SUDOERS)], check=True, capture_output=True)
+        entry = pwd.getpwnam(USER)
+        yield Login(entry.pw_uid, entry.pw_gid, entry.pw_dir)
+    finally:
+        SUDOERS.unlink(missing_ok=True)
+        subprocess.run(["userdel", "--remove", USER], check=False, capture_output=True)
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    with s3_server("127.0.0.1", auth=False) as server:
+        client = server.client()
+        client.put_object(Bucket=server.bucket, Key="datasets/a.txt", Body=b"alpha")
+        client.put_object(Bucket=server.bucket, Key="datasets/sub/b.txt", Body=b"beta")
+        client.put_object(Bucket=server.bucket, Key="other/c.txt", Body=b"not under the prefix")
+        yield server
+
+
+@pytest.fixture
+def mount_path() -> Iterator[str]:
+    """A mount path the login can reach (pytest's tmp_path lies under root's 0700 directory)."""
+    parent = tempfile.mkdtemp(prefix="skyward-volume-login-")
+    os.chmod(parent, 0o755)
+    yield os.path.join(parent, "data")
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def run_as_login(login: Login, s3: S3Server, mount: str) -> dict[str, object]:
+    args = {"uid": login.uid, "gid": login.gid, "home": login.home, "mount": mount, "bucket": s3.bucket,
+            "url": s3.url}  # fmt: skip
+    env = {**os.environ, **s3.keys()}  # the client's boto3 chain: the keys in its environment, as a user's
+    done = subprocess.run(
+        [sys.executable, str(DRIVER)], input=json.dumps(args) + "\n", capture_output=True, text=True,
+        env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _nothing_left(mount: str, workdirs_before: set[str]) -> None:
+    assert s3fs_processes(mount) == []
+    assert visible_mounts(mount) == []
+    assert volume_workdirs() == workdirs_before
+    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if _is_leftover(p)]
+
+
+def _is_leftover(cmdline: Path) -> bool:
+    try:
+        return b"skyward.volumes.sudo" in cmdline.read_bytes()
+    except OSError:
+        return False
+
+
+def test_a_non_root_login_mounts_through_sudo_and_tasks_run_as_it(
+    login: Login, s3: S3Server, mount_path: str
+) -> None:
+    before = volume_workdirs()
+    out = run_as_login(login, s3, mount_path)
+    assert "results" in out, out
+    results = out["results"]
+    assert isinstance(results, list)
+    assert [r["node"] for r in results] == [f"{out['pool']}-node-0", f"{out['pool']}-node-1"]
+    assert len({r["pid"] for r in results} | {out["client_pid"], os.getpid()}) == 4
+    mine = os.stat("/proc/self/ns/mnt").st_ino
+    assert len({r["mnt"] for r in results} | {mine}) == 3  # a mount namespace per node, not the test's
+    for r in results:
+        assert (
+            r["uids"] == [login.uid] * 3 and r["gids"] == [login.gid] * 3
+        )  # the login's, root dropped for good
+        assert 0 not in r["groups"] and r["user"] == USER
+        assert r["files"] == ["a.txt", "sub/b.txt"]  # through the mount: the prefix only
+        assert r["a"] == "alpha" and r["owner"] == login.uid
+        assert r["write"] == "EROFS"
+    _nothing_left(mount_path, before)
+
+
+def test_without_passwordless_sudo_the_start_fails_saying_so(
+    login: Login, s3: S3Server, mount_path: str
+) -> None:
+    SUDOERS.unlink()
+    before = volume_workdirs()
+    out = run_as_login(login, s3, mount_path)
+    error = str(out.get("error"))
+    assert f"its login '{USER}' is not root and has no passwordless sudo" in error, out
+    assert "a password is required" in error
+    assert s3.secret_key not in error
+    _nothing_left(mount_path, before)
