@@ -13,9 +13,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from moto_s3 import S3Server, s3_server
@@ -83,16 +84,61 @@ def mount_path() -> Iterator[str]:
     shutil.rmtree(parent, ignore_errors=True)
 
 
-def run_as_login(login: Login, s3: S3Server, mount: str) -> dict[str, object]:
+def run_as_login(
+    login: Login, s3: S3Server, mount: str, inside: Callable[[dict[str, Any]], None] = lambda _: None
+) -> dict[str, Any]:
+    """Run the pool as the login; `inside` gets what the driver saw inside the block, while the pool runs."""
     args = {"uid": login.uid, "gid": login.gid, "home": login.home, "mount": mount, "bucket": s3.bucket,
             "url": s3.url}  # fmt: skip
     env = {**os.environ, **s3.keys()}  # the client's boto3 chain: the keys in its environment, as a user's
-    done = subprocess.run(
-        [sys.executable, str(DRIVER)], input=json.dumps(args) + "\n", capture_output=True, text=True,
-        env=env, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as stderr:
+        driver = subprocess.Popen(
+            [sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+            env=env, text=True,
+        )  # fmt: skip
+        assert driver.stdin is not None and driver.stdout is not None
+        try:
+            driver.stdin.write(json.dumps(args) + "\n")
+            driver.stdin.flush()
+            for line in driver.stdout:
+                if not line.startswith("{"):
+                    continue  # the nodes' output, forwarded by the Local provider
+                out = json.loads(line)
+                if "inside" not in out:
+                    break
+                inside(out)
+                driver.stdin.write("go\n")
+                driver.stdin.flush()
+            assert driver.wait(timeout=300) == 0
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+            stderr.seek(0)
+            log = stderr.read()
+        assert "out" in locals(), log
+    return out
+
+
+def _secrets_stay_in_s3fs(login: Login, s3: S3Server, mount: str, seen: dict[str, Any]) -> None:
+    """Inside the block: one s3fs per node, root's; the key in its environment only, which the login cannot read;
+    on no command line of any process; the mounts invisible here; the work directories root's alone."""
+    pids = s3fs_processes(mount)
+    assert len(pids) == 2
+    assert sorted(seen["inside"]) == sorted(str(pid) for pid in pids)
+    assert set(seen["inside"].values()) == {"EACCES"}  # the login cannot read s3fs's environment
+    for pid in pids:
+        assert os.stat(f"/proc/{pid}").st_uid == 0
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            assert f"AWS_SECRET_ACCESS_KEY={s3.secret_key}".encode() in f.read().split(b"\0")
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert s3.secret_key.encode() not in cmdline.read_bytes()
+        except OSError:
+            continue
+    assert visible_mounts(mount) == []
+    for workdir in volume_workdirs():
+        status = os.stat(workdir)
+        assert (status.st_uid, status.st_mode & 0o777) == (0, 0o700)
 
 
 def _nothing_left(mount: str, workdirs_before: set[str]) -> None:
@@ -113,7 +159,7 @@ def test_a_non_root_login_mounts_through_sudo_and_tasks_run_as_it(
     login: Login, s3: S3Server, mount_path: str
 ) -> None:
     before = volume_workdirs()
-    out = run_as_login(login, s3, mount_path)
+    out = run_as_login(login, s3, mount_path, lambda seen: _secrets_stay_in_s3fs(login, s3, mount_path, seen))
     assert "results" in out, out
     results = out["results"]
     assert isinstance(results, list)

@@ -40,6 +40,24 @@ def read_as_login(path: str) -> dict[str, object]:
     }
 
 
+def _s3fs_as_seen_by_login(mount: str) -> dict[str, str]:
+    """Each s3fs of `mount`: whether this login can read its environment (it must not: the key is there)."""
+    seen = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"s3fs" and mount.encode() in argv:
+            try:
+                open(f"/proc/{entry}/environ", "rb").close()
+                seen[entry] = "readable"
+            except OSError as exc:
+                seen[entry] = errno.errorcode[exc.errno or 0]
+    return seen
+
+
 def _reach_the_interpreter() -> None:
     top = os.path.realpath(sys.base_prefix)
     if not top.startswith("/root/"):
@@ -72,6 +90,9 @@ def main() -> None:
     try:
         with sky.ComputePool(nodes=2, volume=[volume]) as pool:
             results = pool.broadcast(read_as_login, args["mount"])
+            # inside the block: the test looks at the processes, then lets the pool end
+            print(json.dumps({"inside": _s3fs_as_seen_by_login(args["mount"])}), flush=True)
+            sys.stdin.readline()
         print(json.dumps({"results": results, "pool": pool.pool_id, "client_pid": os.getpid()}))
     except sky.ProvisionError as exc:
         print(json.dumps({"error": str(exc)}))
