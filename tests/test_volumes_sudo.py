@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,9 +86,14 @@ def mount_path() -> Iterator[str]:
 
 
 def run_as_login(
-    login: Login, s3: S3Server, mount: str, inside: Callable[[dict[str, Any]], None] = lambda _: None
+    login: Login,
+    s3: S3Server,
+    mount: str,
+    inside: Callable[[dict[str, Any]], None] = lambda _: None,
+    kill_inside: bool = False,
 ) -> dict[str, Any]:
-    """Run the pool as the login; `inside` gets what the driver saw inside the block, while the pool runs."""
+    """Run the pool as the login; `inside` gets what the driver saw inside the block, while the pool runs.
+    `kill_inside`: the client is then killed (SIGKILL) instead of leaving the block."""
     args = {"uid": login.uid, "gid": login.gid, "home": login.home, "mount": mount, "bucket": s3.bucket,
             "url": s3.url}  # fmt: skip
     env = {**os.environ, **s3.keys()}  # the client's boto3 chain: the keys in its environment, as a user's
@@ -107,6 +113,10 @@ def run_as_login(
                 if "inside" not in out:
                     break
                 inside(out)
+                if kill_inside:
+                    driver.kill()
+                    driver.wait()
+                    return out
                 driver.stdin.write("go\n")
                 driver.stdin.flush()
             assert driver.wait(timeout=300) == 0
@@ -139,6 +149,18 @@ def _secrets_stay_in_s3fs(login: Login, s3: S3Server, mount: str, seen: dict[str
     for workdir in volume_workdirs():
         status = os.stat(workdir)
         assert (status.st_uid, status.st_mode & 0o777) == (0, 0o700)
+
+
+def _nothing_left_soon(mount: str, workdirs_before: set[str]) -> None:
+    """`_nothing_left`, once the agents have noticed their client is gone (their stdin's EOF)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return _nothing_left(mount, workdirs_before)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _nothing_left(mount: str, workdirs_before: set[str]) -> None:
@@ -189,3 +211,11 @@ def test_without_passwordless_sudo_the_start_fails_saying_so(
     assert "a password is required" in error
     assert s3.secret_key not in error
     _nothing_left(mount_path, before)
+
+
+def test_a_client_killed_inside_the_block_leaves_nothing(login: Login, s3: S3Server, mount_path: str) -> None:
+    """The agents (the login's) see their stdin close and exit; the root sides then unmount and stop s3fs."""
+    before = volume_workdirs()
+    seen = run_as_login(login, s3, mount_path, lambda seen: None, kill_inside=True)
+    assert len(seen["inside"]) == 2  # both nodes had mounted when the client died
+    _nothing_left_soon(mount_path, before)

@@ -70,9 +70,10 @@ def _reach_the_interpreter() -> None:
         ["mount", "--bind", shown, stage],
         ["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/root"],
         ["mkdir", shown],
-        ["mount", "--bind", stage, shown],
+        ["mount", "--move", stage, shown],
     ):
         subprocess.run(command, check=True)
+    os.rmdir(stage)
 
 
 def main() -> None:

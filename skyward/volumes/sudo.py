@@ -111,14 +111,23 @@ def main() -> NoReturn:
             from skyward.worker.__main__ import serve
 
             serve(config, None, announced_pid=int(preamble["pid"]))  # exits the process
+        except BaseException as exc:  # noqa: BLE001 - said, then the child exits: the parent cleans up
+            print(f"skyward worker: {exc!r}", file=sys.stderr, flush=True)
         finally:
             os._exit(1)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # the agent decides; cleanup comes after it
-        signal.signal(signum, lambda signum, _frame: os.kill(child, signum))
+        signal.signal(signum, lambda signum, _frame: _forward(child, signum))
     _, status = os.waitpid(child, 0)
     volumes.release()  # root's part: unmount, stop s3fs, remove the work directory
     sys.stdout.flush()
     os._exit(os.waitstatus_to_exitcode(status) % 256)
+
+
+def _forward(child: int, signum: int) -> None:
+    try:
+        os.kill(child, signum)
+    except ProcessLookupError:
+        pass  # it has just ended
 
 
 def _become(uid: int, gid: int, preamble: dict[str, Any]) -> None:
@@ -128,7 +137,7 @@ def _become(uid: int, gid: int, preamble: dict[str, Any]) -> None:
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
-        raise SystemExit("skyward worker: could not drop root")
+        raise RuntimeError("could not drop root")
     # Changing uid made the process undumpable (its /proc entries root's): the login may inspect its own agent.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
     os.environ.clear()
