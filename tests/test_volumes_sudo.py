@@ -8,62 +8,30 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from moto_s3 import S3Server, s3_server
-from volume_checks import mount_unavailable_reason, s3fs_processes, visible_mounts, volume_workdirs
+from volume_checks import s3fs_processes, visible_mounts, volume_workdirs
+from volume_login import SUDOERS, USER, Login, interpreter_reachable, sudo_login, unavailable_reason
 
-USER = "skyward-volume-test"
-SUDOERS = Path("/etc/sudoers.d") / USER
 DRIVER = Path(__file__).with_name("volume_login.py")
 
-
-def _unavailable() -> str | None:
-    reason = mount_unavailable_reason()
-    if reason is not None:
-        return reason
-    missing = [tool for tool in ("sudo", "useradd", "userdel", "visudo") if shutil.which(tool) is None]
-    return f"needs {', '.join(missing)} (Debian: apt-get install sudo)" if missing else None
-
-
-pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
-
-
-@dataclass
-class Login:
-    uid: int
-    gid: int
-    home: str
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 
 
 @pytest.fixture
 def login() -> Iterator[Login]:
     """The non-root login, allowed passwordless sudo; user, home and drop-in removed at the end."""
-    try:
-        pwd.getpwnam(USER)
-        pytest.skip(f"the user {USER} exists already (left by another run?)")
-    except KeyError:
-        pass
-    subprocess.run(["useradd", "--system", "--create-home", USER], check=True)
-    try:
-        SUDOERS.write_text(f"{USER} ALL=(root) NOPASSWD: ALL\n")
-        SUDOERS.chmod(0o440)
-        subprocess.run(["visudo", "-cf", str(SUDOERS)], check=True, capture_output=True)
-        entry = pwd.getpwnam(USER)
-        yield Login(entry.pw_uid, entry.pw_gid, entry.pw_dir)
-    finally:
-        SUDOERS.unlink(missing_ok=True)
-        subprocess.run(["userdel", "--remove", USER], check=False, capture_output=True)
+    with sudo_login() as made:
+        yield made
 
 
 @pytest.fixture
@@ -99,7 +67,7 @@ def run_as_login(
     env = {**os.environ, **s3.keys()}  # the client's boto3 chain: the keys in its environment, as a user's
     with tempfile.TemporaryFile("w+") as stderr:
         driver = subprocess.Popen(
-            [sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+            interpreter_reachable([sys.executable, str(DRIVER)]), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
             env=env, text=True,
         )  # fmt: skip
         assert driver.stdin is not None and driver.stdout is not None

@@ -1,9 +1,9 @@
 """Run a Local pool with an S3 volume as a non-root login; `tests/test_volumes_sudo.py` starts it as root.
 
 stdin: one JSON line (uid, gid, home, mount, bucket, url); the S3 keys come in the environment. stdout: one JSON
-line, the tasks' results or the start's error. The driver makes the interpreter reachable for the login (this
-machine's Python may live under /root, 0700: a tmpfs over /root shows only it, in a mount namespace of the
-driver's own), drops to the login, then runs the pool as that login would.
+line, the tasks' results or the start's error. The driver, run through `interpreter_reachable`, drops to the
+login, then runs the pool as that login would. Also the login and the sudoers drop-in of these tests
+(`sudo_login`), which the sshd lab's test of the same path uses too.
 """
 
 from __future__ import annotations
@@ -12,9 +12,16 @@ import errno
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+USER = "skyward-volume-test"
+SUDOERS = Path("/etc/sudoers.d") / USER
 
 
 def read_as_login(path: str) -> dict[str, object]:
@@ -58,27 +65,67 @@ def _s3fs_as_seen_by_login(mount: str) -> dict[str, str]:
     return seen
 
 
-def _reach_the_interpreter() -> None:
+def interpreter_reachable(argv: list[str]) -> list[str]:
+    """`argv` run in a mount namespace of its own where this machine's Python is reachable by any account: when it
+    lives under /root (0700), a tmpfs over /root there shows only the interpreter's top directory."""
     top = os.path.realpath(sys.base_prefix)
     if not top.startswith("/root/"):
-        return
+        return argv
     shown = os.path.join("/root", top.split("/")[2])
-    os.unshare(os.CLONE_NEWNS)
-    stage = tempfile.mkdtemp(prefix="skyward-login-python-")
-    for command in (
-        ["mount", "--make-rprivate", "/"],
-        ["mount", "--bind", shown, stage],
-        ["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/root"],
-        ["mkdir", shown],
-        ["mount", "--move", stage, shown],
-    ):
-        subprocess.run(command, check=True)
-    os.rmdir(stage)
+    script = (
+        'set -e; stage=$(mktemp -d); mount --make-rprivate /; mount --bind "$1" "$stage"; '
+        'mount -t tmpfs -o mode=0755 tmpfs /root; mkdir "$1"; mount --move "$stage" "$1"; rmdir "$stage"; '
+        'shift; exec "$@"'
+    )
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", shown, *argv]
+
+
+@dataclass
+class Login:
+    """The non-root login of the volume tests."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+
+@contextmanager
+def sudo_login(name: str = USER) -> Iterator[Login]:
+    """A system user allowed passwordless sudo (a sudoers.d drop-in, `SUDOERS`); user, home and drop-in are
+    removed at the end. Needs root."""
+    try:
+        pwd.getpwnam(name)
+        raise RuntimeError(f"the user {name} exists already (left by another run?)")
+    except KeyError:
+        pass
+    subprocess.run(["useradd", "--system", "--create-home", name], check=True)
+    try:
+        SUDOERS.write_text(f"{name} ALL=(root) NOPASSWD: ALL\n")
+        SUDOERS.chmod(0o440)
+        subprocess.run(["visudo", "-cf", str(SUDOERS)], check=True, capture_output=True)
+        entry = pwd.getpwnam(name)
+        yield Login(name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+    finally:
+        SUDOERS.unlink(missing_ok=True)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def unavailable_reason() -> str | None:
+    """Why the non-root login's tests cannot run here, or ``None``."""
+    from volume_checks import mount_unavailable_reason
+
+    reason = mount_unavailable_reason()
+    if reason is not None:
+        return reason
+    missing = [
+        tool for tool in ("sudo", "useradd", "userdel", "visudo", "unshare") if shutil.which(tool) is None
+    ]
+    return f"needs {', '.join(missing)} (Debian: apt-get install sudo)" if missing else None
 
 
 def main() -> None:
     args = json.loads(sys.stdin.readline())
-    _reach_the_interpreter()
     user = pwd.getpwuid(args["uid"]).pw_name
     os.initgroups(user, args["gid"])
     os.setresgid(args["gid"], args["gid"], args["gid"])
