@@ -145,7 +145,7 @@ def _become(uid: int, gid: int, preamble: dict[str, Any]) -> None:
     try:
         os.chdir(preamble["cwd"])
     except OSError:
-        os.chdir(os.environ.get("HOME", "/"))
+        os.chdir(pwd.getpwuid(uid).pw_dir)
     sys.path.extend(p for p in preamble["path"] if p not in sys.path)
 
 
