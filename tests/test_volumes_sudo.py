@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from moto_s3 import S3Server, s3_server
+from proc_utils import wait_gone
 from volume_checks import s3fs_processes, visible_mounts, volume_workdirs
 from volume_login import SUDOERS, USER, Login, interpreter_reachable, sudo_login, unavailable_reason
 
@@ -187,3 +188,50 @@ def test_a_client_killed_inside_the_block_leaves_nothing(login: Login, s3: S3Ser
     seen = run_as_login(login, s3, mount_path, lambda seen: None, kill_inside=True)
     assert len(seen["inside"]) == 2  # both nodes had mounted when the client died
     _nothing_left_soon(mount_path, before)
+
+
+def _kill_agents_as_the_login(login: Login) -> list[int]:
+    """What a provider does to a hung node, as the login: SIGKILL to each agent's process group (the pid the agent
+    announced: the relay's). The root sides in those groups are not the login's to kill; they must clean up."""
+    agents = [  # the dropped agents (sudo is the login's too, by its real uid)
+        p
+        for p in _processes_of(login.uid)
+        if _argv(p)[-1:] == [b"skyward.volumes.sudo"] and b"sudo" not in _argv(p)[:1]
+    ]
+    groups = sorted({os.getpgid(pid) for pid in agents})
+    assert len(agents) == 2 and len(groups) == 2  # a group per node, led by the process the provider started
+    for group in groups:
+        subprocess.run(
+            ["setpriv", f"--reuid={login.uid}", f"--regid={login.gid}", "--clear-groups", "kill", "-KILL", "--",
+             f"-{group}"], check=False, capture_output=True,
+        )  # fmt: skip
+    assert wait_gone(set(agents)) == set()
+    return groups
+
+
+def test_agents_killed_with_their_process_group_leave_nothing(
+    login: Login, s3: S3Server, mount_path: str
+) -> None:
+    before = volume_workdirs()
+    run_as_login(login, s3, mount_path, lambda seen: _kill_agents_as_the_login(login), kill_inside=True)
+    _nothing_left_soon(mount_path, before)
+
+
+def _processes_of(uid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue
+        if any(line.startswith("Uid:") and line.split()[1] == str(uid) for line in lines):
+            found.append(int(status.parent.name))
+    return found
+
+
+def _argv(pid: int) -> list[bytes]:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    except OSError:
+        return []
+    return [os.path.basename(argv[0]), *argv[1:]] if argv else []
