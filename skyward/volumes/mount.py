@@ -16,9 +16,11 @@ its own user only): never a command line, never a file.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -79,8 +81,8 @@ def check_can_mount() -> None:
     missing = []
     if os.geteuid() != 0:
         missing.append(
-            "root: the worker mounts in a mount namespace of its own, which needs root (the node's SSH login "
-            "is not root)"
+            "root: the worker mounts in a mount namespace of its own, which needs root (a non-root login "
+            "goes through passwordless sudo first: skyward.volumes.sudo)"
         )
     if not os.path.exists("/dev/fuse"):
         missing.append("/dev/fuse (FUSE): a container needs --device /dev/fuse --cap-add SYS_ADMIN")
@@ -103,9 +105,29 @@ def private_namespace() -> None:
         raise VolumeError(f"cannot make the worker's mount namespace private: {os.strerror(errno)}")
 
 
-def mount_volumes(entries: Sequence[Mapping[str, Any]], report: Callable[[str], None]) -> MountedVolumes:
+def node_report(line: str) -> None:
+    """Report `line` through ``skyward.volumes`` on a node: a line on the agent's stdout, which the provider
+    forwards to the client (prefixed with the node's name) before and after the ready line alike."""
+    log = logging.getLogger("skyward.volumes")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    log.info(line)
+
+
+def mount_volumes(
+    entries: Sequence[Mapping[str, Any]],
+    report: Callable[[str], None],
+    owner: tuple[int, int] | None = None,
+) -> MountedVolumes:
     """Mount every volume of `entries` (the agent configuration's) and return them; `report` gets one line
-    per volume for the node's log. On failure, whatever was mounted is released and `VolumeError` says why."""
+    per volume for the node's log. On failure, whatever was mounted is released and `VolumeError` says why.
+
+    `owner` (uid, gid): the account the tasks will run as when it is not this process's (a root helper mounting
+    for a non-root login, `skyward.volumes.sudo`): the files show as that account's, and only its."""
     volumes = parse_entries(entries)
     check_can_mount()
     private_namespace()
@@ -113,7 +135,7 @@ def mount_volumes(entries: Sequence[Mapping[str, Any]], report: Callable[[str], 
     try:
         for index, (volume, keys) in enumerate(volumes):
             mounted.mounts.append(
-                _mount_one(volume, keys, os.path.join(mounted.workdir, f"s3fs-{index}.log"))
+                _mount_one(volume, keys, os.path.join(mounted.workdir, f"s3fs-{index}.log"), owner)
             )
             mode = "read-only" if volume.read_only else "read-write (files upload when closed)"
             report(
@@ -126,7 +148,7 @@ def mount_volumes(entries: Sequence[Mapping[str, Any]], report: Callable[[str], 
     return mounted
 
 
-def s3fs_command(volume: S3Volume) -> list[str]:
+def s3fs_command(volume: S3Volume, owner: tuple[int, int] | None = None) -> list[str]:
     """s3fs's command line: nothing secret on it."""
     source = f"{volume.bucket}:/{volume.key_prefix}" if volume.key_prefix else volume.bucket
     # sigv4 only: a refused key must fail at once, not be retried with signature v2 (which AWS has retired)
@@ -147,6 +169,10 @@ def s3fs_command(volume: S3Volume) -> list[str]:
         options.append("iam_role=auto")
     elif volume.credentials == "anonymous":
         options.append("public_bucket=1")
+    if owner is not None:
+        # root mounts for the login user: other accounts than root are refused by FUSE unless allow_other; the
+        # files are the login's (uid/gid) and its alone (umask), though nobody else sees this namespace anyway
+        options += ["allow_other", f"uid={owner[0]}", f"gid={owner[1]}", "umask=0077"]
     return [shutil.which("s3fs") or "s3fs", source, volume.mount_path, "-f", "-o", ",".join(options)]
 
 
@@ -163,14 +189,16 @@ def _environment(keys: dict[str, str] | None, home: str) -> dict[str, str]:
     return env
 
 
-def _mount_one(volume: S3Volume, keys: dict[str, str] | None, log_path: str) -> _Mount:
+def _mount_one(
+    volume: S3Volume, keys: dict[str, str] | None, log_path: str, owner: tuple[int, int] | None
+) -> _Mount:
     path = volume.mount_path
     if is_mounted(path):
         raise VolumeError(f"{path} is already a mount point on this node")
     os.makedirs(path, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            s3fs_command(volume),
+            s3fs_command(volume, owner),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -53,7 +53,7 @@ async def _watch_lease(runner: TaskRunner, lease: float, stop: asyncio.Event) ->
             stop.set()
 
 
-async def _main(config: AgentConfig) -> None:
+async def _main(config: AgentConfig, announced_pid: int) -> None:
     node, lease = config.node, config.lease
     os.environ["SKYWARD_NODE"] = node
     blobs = BlobStore(config.blob_cache_bytes if config.blob_cache_bytes is not None else BLOB_CACHE_BYTES)
@@ -70,7 +70,7 @@ async def _main(config: AgentConfig) -> None:
         # `threads`: its slots' native thread limit (OMP_NUM_THREADS, as chosen or as the user set it), shown
         # by the dashboard.
         threads = os.environ.get("OMP_NUM_THREADS")
-        print(READY_PREFIX + json.dumps({"port": port, "pid": os.getpid(), "threads": threads}), flush=True)
+        print(READY_PREFIX + json.dumps({"port": port, "pid": announced_pid, "threads": threads}), flush=True)
         task_output.install()  # from now on: whole lines, stderr's marked (the ready line went out as it is)
 
     server = asyncio.create_task(transport.serve(node, port, runner, ready, config.tls, bind))
@@ -83,28 +83,15 @@ async def _main(config: AgentConfig) -> None:
         raise server.exception()  # type: ignore[misc]
 
 
-def _volume_log() -> logging.Logger:
-    """``skyward.volumes`` on a node: its records are lines on the agent's stdout, which the provider forwards to
-    the client (prefixed with the node's name) before and after the ready line alike."""
-    log = logging.getLogger("skyward.volumes")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-    return log
-
-
 def _mount_volumes(config: AgentConfig) -> MountedVolumes | None:
     """Mount the pool's volumes before the ready line, so they are there for the first task; exit saying why
     when one cannot be mounted (the provider shows this output in the pool's start error)."""
     if not config.volumes:
         return None
-    from skyward.volumes.mount import mount_volumes  # ctypes & co. only on nodes with volumes
+    from skyward.volumes.mount import mount_volumes, node_report  # ctypes & co. only on nodes with volumes
 
     try:
-        return mount_volumes(config.volumes, _volume_log().info)
+        return mount_volumes(config.volumes, node_report)
     except (VolumeError, OSError) as exc:
         sys.exit(f"skyward worker: {exc}")
 
@@ -117,13 +104,22 @@ def main() -> None:
         config = AgentConfig.decode(line)
     except AgentConfigError as exc:
         sys.exit(f"skyward worker: {exc}")
-    volumes = _mount_volumes(config)  # first: unshare() needs this process to be single threaded still
+    if config.volumes and os.geteuid() != 0:  # mounting needs root: through passwordless sudo (never returns)
+        from skyward.volumes.sudo import relay_through_sudo
+
+        relay_through_sudo(line)
+    serve(config, _mount_volumes(config))  # first: unshare() needs this process to be single threaded still
+
+
+def serve(config: AgentConfig, volumes: MountedVolumes | None, announced_pid: int | None = None) -> None:
+    """Serve tasks until the client is gone, then release `volumes` and exit the process. `announced_pid`: the
+    pid of the ready line, the process the provider started and stops (default: this one)."""
     # Before any task imports numpy & co.: their thread pools are sized once, at import.
     limit_native_threads(config.nodes_on_machine, config.concurrency)
     if config.executor == "thread":  # concurrent tasks' catch_warnings must not mix
         per_thread_warning_filters()
     try:
-        asyncio.run(_main(config))
+        asyncio.run(_main(config, os.getpid() if announced_pid is None else announced_pid))
     finally:
         if volumes is not None:
             volumes.release()  # s3fs finishes uploads of closed files, then unmounts

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,14 +127,20 @@ class Lab:
     # --- hosts ---------------------------------------------------------------------------------------------
 
     def add_isolated_host(
-        self, name: str, home: Path | None = None, port: int = 22, env: dict[str, str] | None = None
+        self,
+        name: str,
+        home: Path | None = None,
+        port: int = 22,
+        env: dict[str, str] | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> Host:
         """An sshd alone in a network namespace, reachable from here only through its veth link.
 
         `env`: further variables of the login's sessions (sshd's ``SetEnv``), e.g. a ``PATH`` of the test's.
+        `wrap`: what sshd's command line becomes (e.g. run in a mount namespace prepared for a non-root login).
         """
         netns, address = self._namespace()
-        return self._start(name, address, port, home, netns, env)
+        return self._start(name, address, port, home, netns, env, wrap)
 
     def add_sshd_in(self, existing: Host, name: str, home: Path, port: int) -> Host:
         """Another sshd in `existing`'s network namespace (another "host" on the same address)."""
@@ -182,6 +189,7 @@ class Lab:
         home: Path | None,
         netns: str | None,
         env: dict[str, str] | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> Host:
         assert SSHD is not None
         folder = self.root / name
@@ -218,6 +226,8 @@ class Lab:
         argv = [SSHD, "-D", "-e", "-f", str(config)]
         if netns is not None:
             argv = [IP or "ip", "netns", "exec", netns, *argv]
+        if wrap is not None:
+            argv = wrap(argv)
         with open(log, "wb") as out:
             process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         host = Host(
