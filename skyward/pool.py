@@ -3,7 +3,7 @@
 One entry path, whichever name the user writes (`sky.ComputePool` or `sky.Compute`):
 plugins -> image -> provision -> connect -> `around_client` -> the user's block -> teardown.
 
-Over ~300 lines (`ComputePool` ~310) on purpose: it is the public API, its constructor's docstring (rendered on the
+Over ~300 lines (`ComputePool` ~360) on purpose: it is the public API, its constructor's docstring (rendered on the
 API page) is a fifth of it, and each method is a short delegation to the scheduler, the deployment or the plugin
 host; splitting it would scatter one page of API across modules.
 """
