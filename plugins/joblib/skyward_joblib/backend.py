@@ -37,6 +37,9 @@ NOT_CONFIGURED = "skyward backend not configured: use it inside a ComputePool bl
 class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
     """Runs joblib batches on the slots of a skyward `ComputePool`.
 
+    About 200 lines, past the ~150 rule on purpose: it is joblib's `ParallelBackendBase` protocol (about a dozen
+    methods joblib calls by name), each a short adapter over one pool window per ``Parallel`` call.
+
     Args:
         pool: the pool to run on. ``None`` means the innermost active pool, looked up at each ``Parallel`` call.
         task_timeout: a default ``timeout`` (seconds) for ``Parallel`` calls that set none; joblib applies it to

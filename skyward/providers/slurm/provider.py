@@ -51,6 +51,9 @@ def gres_of(accelerator: str) -> str:
 class Slurm:
     """Run a pool's nodes as one Slurm job on a cluster this machine can submit to (``salloc`` works here).
 
+    (About 170 lines, past the ~150 rule on purpose: most of it is this docstring and the option checks of a
+    user-facing settings class; launching lives in `skyward.providers.slurm.deployment`.)
+
     The pool becomes ``salloc --nodes=N --ntasks-per-node=1 --cpus-per-task=C --no-kill ...``; once
     it runs, ``srun`` starts one agent per node inside it, and the job is cancelled when the pool closes (on
     every exit path). The pool's ``cpu``, ``memory`` and ``accelerator`` become ``--cpus-per-task`` (default:
