@@ -123,7 +123,16 @@ def unavailable_reason() -> str | None:
     missing = [
         tool for tool in ("sudo", "useradd", "userdel", "visudo", "unshare") if shutil.which(tool) is None
     ]
-    return f"needs {', '.join(missing)} (Debian: apt-get install sudo)" if missing else None
+    if missing:
+        return f"needs {', '.join(missing)} (Debian: apt-get install sudo)"
+    # The login runs this checkout's environment: every directory above it must let other accounts through
+    # (a clone under a 0700 `mktemp -d` or /root does not; this machine's interpreter under /root is handled by
+    # `interpreter_reachable`).
+    for target in (Path(sys.prefix), Path(__file__).resolve().parent):
+        for directory in (target, *target.parents):
+            if not os.stat(directory).st_mode & 0o001:
+                return f"{directory} is closed to other accounts, so the test login cannot run this checkout"
+    return None
 
 
 def main() -> None:

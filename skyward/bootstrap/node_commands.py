@@ -61,8 +61,11 @@ async def run_node_script(
             process = await conn.create_process(
                 command, stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
             )
-            process.stdin.write(program)
-            process.stdin.write_eof()
+            # The command may have exited already (no such interpreter): its output, read below, says why,
+            # which the BrokenPipeError of writing to it would hide.
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.write(program)
+                process.stdin.write_eof()
             async for raw in process.stdout:
                 if not raw:  # asyncssh may end with an empty read; a blank line is "\n"
                     break
