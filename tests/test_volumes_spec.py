@@ -184,3 +184,36 @@ def test_aws_refuses_an_empty_instance_profile() -> None:
     with pytest.raises(ValueError, match="iam_instance_profile"):
         sky.AWS(iam_instance_profile=" ")
     assert sky.AWS(iam_instance_profile="nodes").iam_instance_profile == "nodes"
+
+
+def test_mode_is_checked_and_a_copy_cannot_be_writable() -> None:
+    assert sky.S3Volume("/data", "bkt").mode == "auto"
+    with pytest.raises(ValueError, match="mode must be one of 'auto', 'mount', 'copy'"):
+        sky.S3Volume("/data", "bkt", mode="fuse")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mode='copy' is read-only"):
+        sky.S3Volume("/data", "bkt", read_only=False, mode="copy")
+
+
+@pytest.mark.parametrize(
+    ("mode", "apt", "pip"),
+    [("auto", ("s3fs",), ("boto3>=1.34",)), ("mount", ("s3fs",), ()), ("copy", (), ("boto3>=1.34",))],
+)
+def test_the_image_gets_what_the_mode_may_use(client_keys: None, mode: str, apt: tuple, pip: tuple) -> None:  # type: ignore[type-arg]
+    pool = sky.ComputePool(volume=[sky.S3Volume("/data", "bkt", mode=mode)])  # type: ignore[arg-type]
+    image = plugin_host.fold_image(plugin_host.manager(()), pool.image, pool.cluster)
+    assert (image.apt, image.pip) == (apt, pip)
+
+
+def test_the_plan_copies_where_fuse_is_unusable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from skyward.volumes.choose import fuse_unusable_reason, plan
+
+    monkeypatch.setenv("SKYWARD_VOLUMES_NO_FUSE", "1")
+    assert fuse_unusable_reason() == "SKYWARD_VOLUMES_NO_FUSE is set"
+    volumes = [sky.S3Volume(f"/{m}", "bkt", mode=m) for m in ("auto", "mount", "copy")]  # type: ignore[arg-type]
+    reasons = [p.copy_reason for p in plan([(v, None) for v in volumes])]
+    assert reasons == ["no FUSE here: SKYWARD_VOLUMES_NO_FUSE is set", None, "mode='copy'"]
+    with pytest.raises(VolumeError, match="would not upload what tasks write"):
+        plan([(sky.S3Volume("/w", "bkt", read_only=False), None)])
+    monkeypatch.setenv("SKYWARD_VOLUMES_NO_FUSE", "0")
+    monkeypatch.setattr("os.open", lambda *a: (_ for _ in ()).throw(FileNotFoundError()))
+    assert fuse_unusable_reason() == "/dev/fuse missing"

@@ -60,11 +60,12 @@ def run_as_login(
     mount: str,
     inside: Callable[[dict[str, Any]], None] = lambda _: None,
     kill_inside: bool = False,
+    mode: str = "auto",
 ) -> dict[str, Any]:
     """Run the pool as the login; `inside` gets what the driver saw inside the block, while the pool runs.
     `kill_inside`: the client is then killed (SIGKILL) instead of leaving the block."""
     args = {"uid": login.uid, "gid": login.gid, "home": login.home, "mount": mount, "bucket": s3.bucket,
-            "url": s3.url}  # fmt: skip
+            "url": s3.url, "mode": mode}  # fmt: skip
     env = {**os.environ, **s3.keys()}  # the client's boto3 chain: the keys in its environment, as a user's
     with tempfile.TemporaryFile("w+") as stderr:
         driver = subprocess.Popen(
@@ -174,11 +175,30 @@ def test_without_passwordless_sudo_the_start_fails_saying_so(
 ) -> None:
     SUDOERS.unlink()
     before = volume_workdirs()
-    out = run_as_login(login, s3, mount_path)
+    out = run_as_login(login, s3, mount_path, mode="mount")  # "auto" would copy instead (next test)
     error = str(out.get("error"))
     assert f"its login '{USER}' is not root and has no passwordless sudo" in error, out
     assert "a password is required" in error
     assert s3.secret_key not in error
+    _nothing_left(mount_path, before)
+
+
+def test_without_passwordless_sudo_auto_copies_and_the_logins_writes_fail(
+    login: Login, s3: S3Server, mount_path: str
+) -> None:
+    SUDOERS.unlink()
+    os.chown(os.path.dirname(mount_path), login.uid, login.gid)  # the copy goes beside the mount path
+    before = volume_workdirs()
+    out = run_as_login(login, s3, mount_path)
+    assert "results" in out, out
+    results = out["results"]
+    assert [r["node"] for r in results] == [f"{out['pool']}-node-0", f"{out['pool']}-node-1"]
+    for result in results:
+        assert result["uids"] == [login.uid] * 3
+        assert result["files"] == ["a.txt", "sub/b.txt"] and result["a"] == "alpha"
+        assert result["owner"] == login.uid  # copied by the login itself: no root anywhere
+        assert result["write"] == "EACCES"  # a 0555 directory, not a mount: permission bits
+    assert len({r["mnt"] for r in results}) == 1  # no namespace of their own (not root)
     _nothing_left(mount_path, before)
 
 

@@ -145,7 +145,9 @@ def main() -> None:
     os.chdir(args["home"])
     import skyward as sky
 
-    volume = sky.S3Volume(args["mount"], args["bucket"], "datasets/", endpoint_url=args["url"])
+    volume = sky.S3Volume(
+        args["mount"], args["bucket"], "datasets/", endpoint_url=args["url"], mode=args.get("mode", "auto")
+    )
     try:
         with sky.ComputePool(nodes=2, volume=[volume]) as pool:
             results = pool.broadcast(read_as_login, args["mount"])

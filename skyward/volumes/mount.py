@@ -1,4 +1,5 @@
-"""The node's side of volumes: mount each `S3Volume` with s3fs-fuse before the agent announces itself.
+"""The node's side of volumes: mount each `S3Volume` with s3fs-fuse before the agent announces itself (or copy
+it read-only where the node cannot mount: `skyward.volumes.choose`, `skyward.volumes.copy`).
 
 Why s3fs-fuse in a private mount namespace:
 - s3fs is a Debian package (``s3fs``) every Debian/Ubuntu node can install, and a FUSE mount shows the prefix
@@ -27,7 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from skyward.volumes.choose import plan
 from skyward.volumes.client import VolumeError
+from skyward.volumes.copy import copy_volume
 from skyward.volumes.diagnose import explain
 from skyward.volumes.spec import S3Volume
 
@@ -128,12 +131,19 @@ def mount_volumes(
 
     `owner` (uid, gid): the account the tasks will run as when it is not this process's (a root helper mounting
     for a non-root login, `skyward.volumes.sudo`): the files show as that account's, and only its."""
-    volumes = parse_entries(entries)
-    check_can_mount()
-    private_namespace()
+    planned = plan(parse_entries(entries))
+    private = _enter_namespace(any(p.copy_reason is None for p in planned))
     mounted = MountedVolumes(tempfile.mkdtemp(prefix="skyward-volumes-"))  # 0700: the s3fs logs
     try:
-        for index, (volume, keys) in enumerate(volumes):
+        for index, (volume, keys, copy_reason) in enumerate(
+            (p.volume, p.keys, p.copy_reason) for p in planned
+        ):
+            if copy_reason is not None:
+                done = copy_volume(volume, keys, private)
+                report(
+                    f"skyward volume: {volume.source} at {volume.mount_path}, read-only copy ({copy_reason}): {done}"
+                )
+                continue
             mounted.mounts.append(
                 _mount_one(volume, keys, os.path.join(mounted.workdir, f"s3fs-{index}.log"), owner)
             )
@@ -146,6 +156,22 @@ def mount_volumes(
         mounted.release()
         raise
     return mounted
+
+
+def _enter_namespace(mounting: bool) -> bool:
+    """Enter the agent's own mount namespace: required to mount; for copies only, where allowed (root), so that
+    they are bind-mounted read-only there. Whether this process now has a namespace of its own."""
+    if mounting:
+        check_can_mount()
+        private_namespace()
+        return True
+    if os.geteuid() != 0:
+        return False
+    try:
+        private_namespace()
+    except (OSError, VolumeError):  # a container without CAP_SYS_ADMIN: permission bits only
+        return False
+    return True
 
 
 def s3fs_command(volume: S3Volume, owner: tuple[int, int] | None = None) -> list[str]:

@@ -11,6 +11,8 @@ from typing import Literal
 
 Credentials = Literal["client", "instance-profile", "anonymous"]
 CREDENTIALS: tuple[str, ...] = ("client", "instance-profile", "anonymous")
+Mode = Literal["auto", "mount", "copy"]
+MODES: tuple[str, ...] = ("auto", "mount", "copy")
 
 # S3's rules for bucket names (3-63 characters, lower case, digits, '.', '-', starting and ending alphanumeric).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -39,6 +41,10 @@ class S3Volume:
             (an EC2 instance profile, see ``sky.AWS(iam_instance_profile=...)``); ``"anonymous"`` for a public
             bucket.
         mount_timeout: seconds a node waits for the mount before the pool's start fails.
+        mode: ``"auto"`` (the default) mounts with s3fs-fuse where the node can (``/dev/fuse``, s3fs, root or
+            passwordless sudo) and takes a read-only copy with boto3 where it cannot (a container without
+            ``/dev/fuse``); ``"mount"`` only mounts (the start fails where it cannot); ``"copy"`` always copies
+            (read-only only: a copy does not upload). Each node reports what it used.
     """
 
     mount_path: str
@@ -49,6 +55,7 @@ class S3Volume:
     region: str | None = None
     credentials: Credentials = "client"
     mount_timeout: float = 60.0
+    mode: Mode = "auto"
 
     def __post_init__(self) -> None:
         path = self.mount_path
@@ -85,6 +92,14 @@ class S3Volume:
         timeout = self.mount_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ValueError(f"S3Volume mount_timeout must be a positive number of seconds, got {timeout!r}")
+        if self.mode not in MODES:
+            choices = ", ".join(map(repr, MODES))
+            raise ValueError(f"S3Volume mode must be one of {choices}, got {self.mode!r}")
+        if self.mode == "copy" and not self.read_only:
+            raise ValueError(
+                "S3Volume mode='copy' is read-only: a copy taken at start does not upload what tasks write. "
+                "Use read_only=True, or mode='mount' (s3fs-fuse uploads files when closed)"
+            )
 
     @property
     def key_prefix(self) -> str:

@@ -96,6 +96,12 @@ def _mount_volumes(config: AgentConfig) -> MountedVolumes | None:
         sys.exit(f"skyward worker: {exc}")
 
 
+def _volumes_need_mount(config: AgentConfig) -> bool:
+    from skyward.volumes.choose import needs_mount  # copies need no root: no sudo for them
+
+    return needs_mount(config.volumes)
+
+
 def main() -> None:
     line = sys.stdin.readline()
     if not line:
@@ -104,8 +110,8 @@ def main() -> None:
         config = AgentConfig.decode(line)
     except AgentConfigError as exc:
         sys.exit(f"skyward worker: {exc}")
-    if config.volumes and os.geteuid() != 0:  # mounting needs root: through passwordless sudo (never returns)
-        from skyward.volumes.sudo import relay_through_sudo
+    if config.volumes and os.geteuid() != 0 and _volumes_need_mount(config):
+        from skyward.volumes.sudo import relay_through_sudo  # mounting needs root (never returns)
 
         relay_through_sudo(line)
     serve(config, _mount_volumes(config))  # first: unshare() needs this process to be single threaded still
