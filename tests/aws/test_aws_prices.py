@@ -21,7 +21,8 @@ def answer(name: str) -> dict[str, Any]:
 
 
 def test_the_hourly_on_demand_price_is_read_from_a_get_products_answer() -> None:
-    assert parse_on_demand(answer("get_products_c5_large.json")["PriceList"]) == 0.085  # not the reserved 0.054
+    # 0.085 on demand, not the reserved term's 0.054
+    assert parse_on_demand(answer("get_products_c5_large.json")["PriceList"]) == 0.085
 
 
 def test_an_answer_without_an_hourly_on_demand_price_is_an_error() -> None:

@@ -115,7 +115,10 @@ class PriceBook:
     def start(self, ec2: Any, pricing: Callable[[], Any] | None, instance_ids: list[str], kind: str) -> None:
         """Look the prices up in a daemon thread (AWS calls can be slow; nothing waits for them)."""
         thread = threading.Thread(
-            target=self._look_up, args=(ec2, pricing, instance_ids, kind), name="skyward-aws-prices", daemon=True
+            target=self._look_up,
+            args=(ec2, pricing, instance_ids, kind),
+            name="skyward-aws-prices",
+            daemon=True,
         )
         thread.start()
 
