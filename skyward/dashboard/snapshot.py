@@ -97,6 +97,7 @@ def build(pool: ComputePool, watch: Watch, since: float) -> dict[str, Any]:
     ]  # fmt: skip
     out["functions"] = list(functions)
     out["calls"] = _calls(scheduler)
+    out["cost"] = _cost(deployment)
     out["totals"] = {
         "done": stats.done, "failed": stats.failed, "retried": stats.retried,
         "cancelled": stats.cancelled_total, "busy_seconds": round(stats.busy_seconds, 1),
@@ -124,6 +125,17 @@ def _details(details: Any, index: int) -> Mapping[str, str]:
         return dict(details(index))
     except Exception:  # noqa: BLE001  (a provider's extra details are best effort)
         return {}
+
+
+def _cost(deployment: Any) -> str | None:
+    """The provider's running-cost estimate of the pool (AWS), if it has one."""
+    estimate = getattr(deployment, "cost_estimate", None)
+    if estimate is None:
+        return None
+    try:
+        return estimate()
+    except Exception:  # noqa: BLE001  (best effort, as the details)
+        return None
 
 
 def _calls(scheduler: Any) -> list[dict[str, Any]]:

@@ -46,6 +46,8 @@
       ["retried", t.retried ?? 0], ["cancelled", t.cancelled ?? 0], ["queued", t.queued ?? 0],
       ["up", seconds(data.pool.uptime)],
     ];
+    // instances only: no storage, data transfer or taxes (docs/dashboard.md)
+    if (data.cost) parts.push(["cost", data.cost]);
     const box = $("summary");
     box.replaceChildren();
     for (const [label, value] of parts) {

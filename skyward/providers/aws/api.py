@@ -7,7 +7,7 @@ boto3 is the optional extra ``skyward[aws]``: nothing outside this module import
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ class AwsClients:
     region: str
     ec2: Any
     ssm: Any
+    pricing: Callable[[], Any] | None = None  # opens the Price List client (us-east-1) when first needed
 
 
 def open_clients(profile: str | None, region: str | None) -> AwsClients:
@@ -58,6 +59,7 @@ def open_clients(profile: str | None, region: str | None) -> AwsClients:
         region=session.region_name,
         ec2=session.client("ec2", config=config),
         ssm=session.client("ssm", config=config),
+        pricing=lambda: session.client("pricing", region_name="us-east-1", config=config),
     )
 
 

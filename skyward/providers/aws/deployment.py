@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from skyward.progress_display import status_line
 from skyward.providers.aws.api import AwsClients
 from skyward.providers.aws.instances import launch_instances
 from skyward.providers.aws.plan import LaunchPlan, run_request
+from skyward.providers.aws.prices import PriceBook, money
 from skyward.providers.aws.reach import known_hosts_lines, ssh_host
 from skyward.providers.aws.resources import PoolResources, sweep_orphans
 from skyward.providers.aws.teardown import release_outliving_interrupts
@@ -50,6 +52,7 @@ class AWSDeployment:
         self.ready: list[ReadyNode] = []
         self.nodes: list[StartedNode] = []
         self.plan: LaunchPlan | None = None
+        self.prices = PriceBook()
         self._closed = False
 
     def _say(self, message: str) -> None:
@@ -98,6 +101,7 @@ class AWSDeployment:
             record=self.resources.record_instances,
             say=self._say,
         )
+        self.prices.start(self._clients.ec2, self._clients.pricing, ids, plan.instance_type.name)
         self._say(f"waiting for {', '.join(ids)} to run and answer SSH (up to {provider.ssh_timeout:.0f}s)")
         self.ready = wait_for_nodes(
             self._clients.ec2,
@@ -136,12 +140,35 @@ class AWSDeployment:
         self.nodes = self.ssh.nodes
 
     def node_details(self, index: int) -> dict[str, str]:
-        """What the dashboard shows of node `index`'s machine: its instance, type and price basis."""
+        """What the dashboard shows of node `index`'s machine: instance, type, price basis and cost estimate."""
         if self.plan is None or index >= len(self.ready):
             return {}
-        kind = self.plan.instance_type
-        return {"instance": self.ready[index].instance_id, "instance type": kind.name,
-                "allocation": self.plan.allocation, "region": self.plan.region}  # fmt: skip
+        instance = self.ready[index].instance_id
+        details = {"instance": instance, "instance type": self.plan.instance_type.name,
+                   "allocation": self.plan.allocation, "region": self.plan.region}  # fmt: skip
+        if not self.prices.done.is_set():
+            return {**details, "price": "looking up"}
+        price = self.prices.prices.get(instance)
+        if price is None:
+            return {**details, "price basis": "unknown", "$/hour": "unknown", "cost so far": "unknown"}
+        cost = price.cost(time.time())
+        return {**details, "price basis": price.basis, "$/hour": money(price.hourly),
+                "cost so far": money(cost) + (" (estimate)" if cost is not None else "")}  # fmt: skip
+
+    def cost_estimate(self) -> str | None:
+        """The pool's instances' running cost so far (``None`` before the prices are known), e.g.
+        ``"$0.01234 (estimate; 1 node without a price)"``: instances only, no storage, transfer or taxes."""
+        if not self.prices.done.is_set():
+            return None
+        now = time.time()
+        ready = {node.instance_id for node in self.ready}
+        costs = [price.cost(now) for instance, price in self.prices.prices.items() if instance in ready]
+        unknown = len(ready) - sum(c is not None for c in costs)
+        known = sum(c for c in costs if c is not None)
+        if unknown == len(ready):
+            return "unknown"
+        tail = f"; {unknown} node{'s' if unknown > 1 else ''} without a price" if unknown else ""
+        return f"{money(known)} (estimate{tail})"
 
     # --- Deployment protocol -------------------------------------------------------------------------------
 
