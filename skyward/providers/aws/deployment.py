@@ -12,7 +12,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from skyward.errors import ProvisionError
 from skyward.image import Image
@@ -22,13 +22,13 @@ from skyward.providers.aws.api import AwsClients
 from skyward.providers.aws.instances import launch_instances
 from skyward.providers.aws.plan import LaunchPlan, run_request
 from skyward.providers.aws.prices import PriceBook, money
-from skyward.providers.aws.reach import known_hosts_lines, ssh_host
 from skyward.providers.aws.resources import PoolResources, sweep_orphans
 from skyward.providers.aws.teardown import release_outliving_interrupts
 from skyward.providers.aws.wait import ReadyNode, wait_for_nodes
 from skyward.providers.base import StartedNode, WorkerExit
-from skyward.providers.rented.keys import new_key, write_private
-from skyward.providers.ssh import SSH, SSHDeployment
+from skyward.providers.pinned_ssh import pinned_ssh
+from skyward.providers.rented.keys import new_key
+from skyward.providers.ssh import SSHDeployment
 from skyward.spec import ClusterSpec
 
 if TYPE_CHECKING:
@@ -114,26 +114,15 @@ class AWSDeployment:
             unreachable_hint=f"The security group lets tcp/22 in from {plan.cidr} only: is that this machine's "
             "address as the instances see it (AWS(ssh_cidr=...))?",
         )
-        known_hosts = self.workdir / "known_hosts"  # in a private (0700) directory, written 0600
-        text = "".join(
-            line + "\n"
-            for node in self.ready
-            for line in known_hosts_lines(node.host, node.port, list(node.keys))
-        )
-        write_private(known_hosts, text)
-        settings: dict[str, Any] = {
-            **provider.ssh_options,
-            "quiet": provider.quiet,
-            "progress": provider.progress,
-        }
-        if provider.python is not None:
-            settings["python"] = provider.python
-        ssh = SSH(
-            hosts=[ssh_host(provider.user, node.host, node.port) for node in self.ready],
-            key_file=str(key_file),
-            known_hosts=str(known_hosts),
-            verify_host_keys=True,
-            **settings,
+        ssh = pinned_ssh(
+            provider.user,
+            [(node.host, node.port, list(node.keys)) for node in self.ready],
+            key_file=key_file,
+            workdir=self.workdir,
+            ssh_options=provider.ssh_options,
+            quiet=provider.quiet,
+            progress=provider.progress,
+            python=provider.python,
         )
         # The SSH provider bootstraps and starts the nodes, exactly as on any host (and stops them on failure).
         self.ssh = ssh.launch(cluster, image, secret, lease)

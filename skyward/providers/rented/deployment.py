@@ -11,20 +11,19 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from skyward.errors import ProvisionError
 from skyward.image import Image
 from skyward.link import Link
 from skyward.progress_display import status_line
-from skyward.providers.aws.reach import known_hosts_lines, ssh_host
 from skyward.providers.aws.release import CleanupFailed
 from skyward.providers.aws.teardown import run_outliving_interrupts
 from skyward.providers.base import StartedNode, WorkerExit
+from skyward.providers.pinned_ssh import pinned_ssh
 from skyward.providers.rented.cloud import MachineCloud, RentedSettings
-from skyward.providers.rented.keys import new_key, write_private
+from skyward.providers.rented.keys import new_key
 from skyward.providers.rented.wait import ReadyMachine, wait_for_machines
-from skyward.providers.ssh import SSH, SSHDeployment
+from skyward.providers.ssh import SSHDeployment
 from skyward.spec import ClusterSpec
 
 
@@ -59,24 +58,15 @@ class RentedDeployment:
             f"waiting for {', '.join(self.instance_ids)} to run and answer SSH (up to {settings.ssh_timeout:.0f}s)"
         )
         self.ready = wait_for_machines(self.cloud, list(self.instance_ids), settings.ssh_timeout, self.say)
-        known_hosts = self.workdir / "known_hosts"  # in a private (0700) directory, written 0600
-        write_private(
-            known_hosts,
-            "".join(f"{line}\n" for m in self.ready for line in known_hosts_lines(m.host, m.port, [m.key])),
-        )
-        options: dict[str, Any] = {
-            **settings.ssh_options,
-            "quiet": settings.quiet,
-            "progress": settings.progress,
-        }
-        if settings.python is not None:
-            options["python"] = settings.python
-        ssh = SSH(
-            hosts=[ssh_host(settings.user, m.host, m.port) for m in self.ready],
-            key_file=str(key_file),
-            known_hosts=str(known_hosts),
-            verify_host_keys=True,
-            **options,
+        ssh = pinned_ssh(
+            settings.user,
+            [(m.host, m.port, [m.key]) for m in self.ready],
+            key_file=key_file,
+            workdir=self.workdir,
+            ssh_options=settings.ssh_options,
+            quiet=settings.quiet,
+            progress=settings.progress,
+            python=settings.python,
         )
         # The SSH provider bootstraps and starts the nodes, exactly as on any host (and stops them on failure).
         self.ssh = ssh.launch(cluster, image, secret, lease)
