@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -284,3 +285,9 @@ class ProcessSlots:
         for slot in self._slots:
             self._jobs.put(None)
             slot.process.kill()
+        # What the slots printed and the readers have not forwarded yet is still in their pipes: forward it
+        # before the agent exits (a task's reply can overtake its last lines). One bound for all slots: a child a
+        # task started may hold a pipe open.
+        deadline = time.monotonic() + 1.0
+        for slot in self._slots:
+            slot._reader.join(timeout=max(0.0, deadline - time.monotonic()))
